@@ -1,0 +1,26 @@
+"""bayesid: which parameters — and which directions in parameter space — can your data determine?"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from . import models  # noqa: E402
+from .fit import fit  # noqa: E402
+
+__all__ = ["models", "fit", "diagnose", "diagnostics", "__version__"]
+
+
+def __getattr__(name):  # lazy: keep `import bayesid` light
+    if name == "diagnose":
+        from .diagnostics import diagnose
+
+        return diagnose
+    if name == "diagnostics":
+        import importlib
+
+        return importlib.import_module(".diagnostics", __name__)
+    if name == "report":
+        import importlib
+
+        return importlib.import_module(".report", __name__)
+    raise AttributeError(f"module 'bayesid' has no attribute {name!r}")

@@ -1,0 +1,168 @@
+"""Fit a PyMC model with NUTS (nutpie) and collect everything the diagnostics need in one DataTree."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from .pymc_utils import check_continuous, free_parameters, to_unconstrained
+
+__all__ = ["fit", "add_unconstrained_groups"]
+
+
+def _seed_ints(random_seed, n):
+    ss = np.random.SeedSequence(random_seed)
+    return [int(s.generate_state(1)[0]) for s in ss.spawn(n)], ss.entropy
+
+
+def _fingerprint(model, draws, tune, chains, prior_draws, seed, extra) -> str:
+    h = hashlib.sha256()
+    h.update(model.str_repr().encode())
+    for rv in model.observed_RVs:
+        h.update(np.asarray(model.rvs_to_values[rv].data if hasattr(model.rvs_to_values[rv], "data")
+                            else model.rvs_to_values[rv].eval()).tobytes())
+    h.update(json.dumps([draws, tune, chains, prior_draws, str(seed), extra], sort_keys=True,
+                        default=str).encode())
+    return h.hexdigest()
+
+
+def _draws_dict(ds: xr.Dataset, names) -> dict:
+    return {n: ds[n].values for n in names}
+
+
+def add_unconstrained_groups(tree: xr.DataTree, model) -> xr.DataTree:
+    """Add ``unconstrained_prior`` / ``unconstrained_posterior`` groups holding every free parameter
+    in the unconstrained coordinates NUTS samples in (value-variable names such as ``b_log__``).
+
+    Works for any DataTree with ``prior`` and/or ``posterior`` groups of ``model``'s free RVs.
+    """
+    params = free_parameters(model)
+    names = [p.name for p in params]
+    for group in ("prior", "posterior"):
+        if group not in tree.children:
+            continue
+        ds = tree[group].to_dataset()
+        u = to_unconstrained(model, _draws_dict(ds, names), sample_ndim=2)
+        out = xr.Dataset()
+        for p in params:
+            val = u[p.value_name]
+            dims = list(ds[p.name].dims)
+            coords = {d: ds[p.name][d].values for d in dims if d in ds[p.name].coords}
+            out[p.value_name] = xr.DataArray(val, dims=dims, coords=coords)
+        out.attrs["sample_dims"] = ["chain", "draw"]
+        tree[f"unconstrained_{group}"] = xr.DataTree(out)
+    tree.attrs["bayesid_parameters"] = json.dumps(
+        [{"name": p.name, "value_name": p.value_name, "transform": p.transform} for p in params]
+    )
+    return tree
+
+
+def fit(
+    model,
+    draws: int = 1000,
+    tune: int = 1000,
+    chains: int = 4,
+    random_seed=None,
+    prior_draws: int | None = None,
+    target_accept: float = 0.8,
+    cores: int | None = None,
+    progressbar: bool = True,
+    cache: str | os.PathLike | None = None,
+    sampler: str = "nutpie",
+    **sample_kwargs,
+) -> xr.DataTree:
+    """Sample prior and posterior of a PyMC model and return one DataTree for the diagnostics.
+
+    Parameters
+    ----------
+    model : pymc.Model
+        The model, e.g. from ``bayesid.models.get(name).build(data)``. Its free parameters must be
+        continuous.
+    draws, tune, chains : int
+        NUTS settings (per chain).
+    random_seed : int, optional
+        Seed of everything random (posterior and prior draws). If None a seed is drawn and recorded
+        in ``tree.attrs["random_seed"]`` so the run can be repeated.
+    prior_draws : int, optional
+        Number of prior draws; defaults to ``draws * chains`` (at least 1000).
+    target_accept : float
+        NUTS target acceptance rate.
+    cores : int, optional
+        Parallel chains; defaults to ``min(chains, os.cpu_count())``.
+    progressbar : bool
+        Show sampling progress.
+    cache : path, optional
+        A ``.nc`` file. If it exists and was written by the same model, data and settings, it is
+        loaded instead of sampling again (resumable expensive runs); otherwise it is written.
+    sampler : str
+        ``"nutpie"`` (default) or any ``nuts_sampler`` PyMC accepts (``"pymc"``...).
+    **sample_kwargs
+        Passed to :func:`pymc.sample`.
+
+    Returns
+    -------
+    xarray.DataTree
+        Groups ``posterior, sample_stats, log_likelihood, log_prior, observed_data, prior,
+        prior_predictive, unconstrained_prior, unconstrained_posterior``.
+    """
+    import pymc as pm
+    from pymc.stats import compute_log_likelihood, compute_log_prior
+
+    if not isinstance(model, pm.Model):
+        raise TypeError(
+            f"fit() takes a pymc.Model, got {type(model).__name__}. For a registered model use "
+            "bayesid.models.get(name).build(data)."
+        )
+    check_continuous(model)
+    if not model.free_RVs:
+        raise ValueError("The model has no free parameters: there is nothing to identify.")
+    if draws < 1 or chains < 1:
+        raise ValueError("draws and chains must be positive")
+    if random_seed is None:
+        random_seed = int(np.random.SeedSequence().generate_state(1)[0])
+    prior_draws = prior_draws or max(draws * chains, 1000)
+    (s_post, s_prior), _ = _seed_ints(random_seed, 2)
+
+    fp = _fingerprint(model, draws, tune, chains, prior_draws, random_seed,
+                      [target_accept, sampler, sorted(sample_kwargs.items())])
+    if cache is not None and Path(cache).exists():
+        tree = xr.open_datatree(cache).load()
+        if tree.attrs.get("bayesid_fingerprint") == fp:
+            return tree
+        warnings.warn(f"cache {cache} was written by another model/data/settings; sampling again and "
+                      "overwriting it", stacklevel=2)
+
+    cores = cores or min(chains, os.cpu_count() or 1)
+    with model:
+        kw = dict(draws=draws, tune=tune, chains=chains, cores=cores, random_seed=s_post,
+                  progressbar=progressbar, nuts_sampler=sampler, target_accept=target_accept)
+        if sampler == "nutpie":
+            kw["idata_kwargs"] = {"include_transformed": False}
+        kw.update(sample_kwargs)
+        tree = pm.sample(**kw)
+        compute_log_likelihood(tree, extend_inferencedata=True, progressbar=False)
+        compute_log_prior(tree, extend_inferencedata=True, progressbar=False)
+        prior = pm.sample_prior_predictive(draws=prior_draws, random_seed=s_prior)
+    for g in list(tree.children):
+        if g.startswith("warmup") or g == "unconstrained_posterior":
+            del tree[g]
+    for g in ("prior", "prior_predictive"):
+        if g in prior.children:
+            tree[g] = prior[g]
+    add_unconstrained_groups(tree, model)
+    tree.attrs.update(
+        random_seed=str(random_seed),
+        bayesid_fingerprint=fp,
+        bayesid_settings=json.dumps({"draws": draws, "tune": tune, "chains": chains,
+                                     "prior_draws": prior_draws, "sampler": sampler}),
+    )
+    if cache is not None:
+        Path(cache).parent.mkdir(parents=True, exist_ok=True)
+        tree.to_netcdf(cache)
+    return tree
