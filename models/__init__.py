@@ -24,6 +24,15 @@ _REGISTRY: dict[str, str | type] = {
     "toy.collinear": "toys:Collinear",
     "toy.identified": "toys:Identified",
     "toy.weak": "toys:Weak",
+    # gait family (models/gait/)
+    "gait.bslip": "gait:BSLIP",
+    # latent-rate family (models/rates.py)
+    "rates.pairwise": "rates:Pairwise",
+    "rates.anchored": "rates:PairwiseAnchored",
+    "rates.zerosum": "rates:PairwiseZeroSum",
+    "rates.l2": "rates:PairwiseL2",
+    "rates.affine": "rates:Affine",
+    "rates.beta_pair": "rates:BetaPair",
 }
 
 
@@ -69,5 +78,10 @@ def get(name: str) -> ModelSpec:
     target = _REGISTRY[name]
     if isinstance(target, str):
         mod, cls = target.split(":")
-        target = getattr(importlib.import_module(f"{__name__}.{mod}"), cls)
+        try:
+            target = getattr(importlib.import_module(f"{__name__}.{mod}"), cls)
+        except (ImportError, AttributeError) as err:
+            raise UnknownModelError(
+                f"Model {name!r} is registered but its implementation ({mod}.{cls}) cannot be loaded: {err}"
+            ) from err
     return target()
