@@ -1,0 +1,1 @@
+"""BSLIP walking model family (``gait.bslip``)."""
