@@ -195,6 +195,10 @@ class Pairwise(ModelSpec):
     def known_answers(self):  # noqa: D401  (computed from the designs)
         return {k: self._known(d) for k, d in self.designs.items()}
 
+    def known_answer(self, design=None):
+        """Known answer of a named design or of any custom :class:`Design` with the same settings."""
+        return self._known(self.design(design))
+
     # -- contract
     def data_shapes(self, design=None):
         d = self.design(design)
