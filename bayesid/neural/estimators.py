@@ -1,0 +1,510 @@
+"""Amortized estimators: point regression (MSE), neural posterior estimation (zuko flow), ensembles."""
+
+from __future__ import annotations
+
+import copy
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from .networks import MLP, build_summary, choose_summary, input_moments
+from .simulation import TrainingSet, seed_int, seed_sequence, simulate_training_set, stack_data
+
+__all__ = ["NeuralEstimator", "PointEstimator", "NPE", "Ensemble", "load"]
+
+
+_seed_int = seed_int
+
+
+class NeuralEstimator:
+    """Common machinery of the amortized estimators (training loop, standardisation, save/load).
+
+    Parameters
+    ----------
+    summary : {"auto", "mlp", "conv1d", "iid"}
+        Summary network. ``"auto"`` picks an MLP for up to 512 input numbers and a 1-D CNN for longer
+        time series; ``"iid"`` is a permutation-invariant network for exchangeable observations.
+    width, depth : int
+        Hidden units and hidden layers of the networks.
+    summary_dim : int, optional
+        Size of the learnt summary (default ``max(8, 4 d)`` for ``d`` parameters).
+    lr : float
+        Adam learning rate (cosine-annealed to zero over ``epochs``).
+    epochs : int
+        Passes over the training set.
+    batch_size : int
+    val_fraction : float
+        Fraction of simulations held out to monitor the validation loss.
+    weight_decay : float
+    random_seed : int, optional
+        Seeds the initialisation, the train/validation split and the batch order.
+    progressbar : bool
+        Show a rich progress bar during training.
+    """
+
+    kind = "base"
+
+    def __init__(self, summary="auto", width=64, depth=2, summary_dim=None, lr=1e-3, epochs=30,
+                 batch_size=256, val_fraction=0.1, weight_decay=0.0, random_seed=None, progressbar=False):
+        if epochs < 1 or batch_size < 1 or width < 1 or depth < 1:
+            raise ValueError("epochs, batch_size, width and depth must be positive")
+        if not 0 <= val_fraction < 1:
+            raise ValueError("val_fraction must lie in [0, 1)")
+        self.config = dict(summary=summary, width=int(width), depth=int(depth), summary_dim=summary_dim,
+                           lr=float(lr), epochs=int(epochs), batch_size=int(batch_size),
+                           val_fraction=float(val_fraction), weight_decay=float(weight_decay),
+                           random_seed=random_seed)
+        self.progressbar = progressbar
+        self.net = None
+        self.history = None
+        self.meta = None
+
+    # ------------------------------------------------------------------ building
+    def _build(self, layout, d, x_mean, x_sd):
+        raise NotImplementedError
+
+    def _loss(self, x, y):
+        raise NotImplementedError
+
+    @property
+    def fitted(self) -> bool:
+        return self.net is not None
+
+    def _check_fitted(self):
+        if not self.fitted:
+            raise RuntimeError(f"This {type(self).__name__} is not trained yet: call .fit(...) first.")
+
+    @property
+    def transform(self):
+        """The :class:`ParameterTransform` of the parameters this estimator was trained on."""
+        self._check_fitted()
+        return self.meta["transform"]
+
+    @property
+    def unconstrained_names(self) -> list[str]:
+        return list(self.transform.unconstrained_names)
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.transform.names)
+
+    # ------------------------------------------------------------------ training
+    def fit(self, training_set, n_simulations=None, design=None, priors=None, simulation_seed=None):
+        """Train on simulations.
+
+        Parameters
+        ----------
+        training_set : TrainingSet or ModelSpec or str
+            Simulations from :func:`simulate_training_set`, or a model (then ``n_simulations`` are
+            drawn under ``design``/``priors`` with ``simulation_seed``).
+        n_simulations : int, optional
+            Needed when ``training_set`` is a model.
+        design, priors, simulation_seed
+            Passed to :func:`simulate_training_set` when simulating here.
+
+        Returns
+        -------
+        self
+        """
+        if not isinstance(training_set, TrainingSet):
+            if n_simulations is None:
+                raise ValueError("Give n_simulations when fitting directly on a model.")
+            if simulation_seed is None:
+                simulation_seed = seed_sequence(self.config["random_seed"]).spawn(2)[1]
+            training_set = simulate_training_set(training_set, n_simulations, design=design, priors=priors,
+                                                 random_seed=simulation_seed, progressbar=self.progressbar)
+        cfg = self.config
+        seed = _seed_int(cfg["random_seed"])
+        gen = torch.Generator().manual_seed(seed)
+        torch.manual_seed(seed)  # parameter initialisation and flow internals
+        x_all = training_set.x
+        y_all = training_set.theta_unc.astype(np.float32)
+        n, d = y_all.shape
+        layout = training_set.layout
+        kind = choose_summary(layout, cfg["summary"])
+        x_mean, x_sd = input_moments(x_all, kind)
+        y_mean = y_all.mean(0)
+        y_sd = y_all.std(0)
+        y_sd = np.where(y_sd > 1e-8, y_sd, 1.0).astype(np.float32)
+        self.meta = dict(layout=layout, summary_kind=kind, transform=training_set.transform,
+                         model=training_set.model, design=training_set.design,
+                         y_mean=y_mean.astype(np.float32), y_sd=y_sd, n_train=int(n),
+                         prior_cov_unc=np.cov(y_all, rowvar=False).reshape(d, d), seed_used=seed)
+        self.net = self._build(layout, d, x_mean, x_sd)
+        xs = torch.as_tensor(x_all)
+        ys = torch.as_tensor((y_all - y_mean) / y_sd)
+        perm = torch.randperm(n, generator=gen)
+        n_val = int(round(cfg["val_fraction"] * n))
+        if n - n_val < 1:
+            raise ValueError(f"{n} simulations leave nothing to train on with val_fraction={cfg['val_fraction']}")
+        val_idx, tr_idx = perm[:n_val], perm[n_val:]
+        opt = torch.optim.AdamW(self.net.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
+        steps_per_epoch = int(np.ceil(len(tr_idx) / cfg["batch_size"]))
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg["lr"], total_steps=cfg["epochs"] * steps_per_epoch,
+                                                    pct_start=0.1)
+        hist = {"epoch": [], "train_loss": [], "val_loss": [], "seconds": []}
+        bar = None
+        if self.progressbar:
+            from rich.progress import Progress
+
+            bar = Progress(transient=True)
+            bar.start()
+            task = bar.add_task(f"training {type(self).__name__}", total=cfg["epochs"])
+        t0 = time.perf_counter()
+        best, best_state = np.inf, None
+        for epoch in range(cfg["epochs"]):
+            self.net.train()
+            order = tr_idx[torch.randperm(len(tr_idx), generator=gen)]
+            tot, cnt = 0.0, 0
+            for i in range(0, len(order), cfg["batch_size"]):
+                b = order[i:i + cfg["batch_size"]]
+                loss = self._loss(xs[b], ys[b])
+                opt.zero_grad()
+                loss.backward()
+                nn.utils.clip_grad_norm_(self.net.parameters(), 5.0)
+                opt.step()
+                sched.step()
+                tot += float(loss.detach()) * len(b)
+                cnt += len(b)
+            val = self._evaluate(xs[val_idx], ys[val_idx]) if n_val else np.nan
+            hist["epoch"].append(epoch + 1)
+            hist["train_loss"].append(tot / cnt)
+            hist["val_loss"].append(val)
+            hist["seconds"].append(time.perf_counter() - t0)
+            if n_val and val < best:
+                best, best_state = val, copy.deepcopy(self.net.state_dict())
+            if bar:
+                bar.update(task, advance=1, description=f"training {type(self).__name__} loss {tot / cnt:.3g}")
+        if bar:
+            bar.stop()
+        if best_state is not None:  # keep the epoch with the best validation loss
+            self.net.load_state_dict(best_state)
+        self.net.eval()
+        self.history = hist
+        self.meta["train_seconds"] = time.perf_counter() - t0
+        return self
+
+    @torch.no_grad()
+    def _evaluate(self, x, y, batch=4096):
+        self.net.eval()
+        tot = 0.0
+        for i in range(0, len(x), batch):
+            tot += float(self._loss(x[i:i + batch], y[i:i + batch])) * len(x[i:i + batch])
+        return tot / max(len(x), 1)
+
+    def converged(self, window=5, rtol=0.01) -> bool:
+        """Whether the validation loss changed by less than ``rtol`` (relative to its range over
+        training) between the mean of the last ``window`` epochs and the ``window`` before them."""
+        self._check_fitted()
+        v = np.asarray(self.history["val_loss"] if np.isfinite(self.history["val_loss"]).all()
+                       else self.history["train_loss"])
+        if len(v) < 2 * window:
+            return False
+        span = max(np.ptp(v), 1e-12)
+        return bool(abs(v[-window:].mean() - v[-2 * window:-window].mean()) / span < rtol)
+
+    # ------------------------------------------------------------------ inputs / outputs
+    def _x(self, data) -> torch.Tensor:
+        self._check_fitted()
+        if isinstance(data, TrainingSet):
+            data = data.data
+        if isinstance(data, torch.Tensor):
+            return data.float()
+        if isinstance(data, np.ndarray):
+            return torch.as_tensor(data, dtype=torch.float32)
+        if hasattr(data, "data_vars"):
+            data = {k: data[k].values for k in data.data_vars}
+        return torch.as_tensor(stack_data(data, self.meta["layout"]))
+
+    def _destd(self, z):
+        return z * torch.as_tensor(self.meta["y_sd"]) + torch.as_tensor(self.meta["y_mean"])
+
+    def mean_tensor(self, x: torch.Tensor) -> torch.Tensor:
+        """Differentiable estimate (posterior mean for NPE) in unconstrained coordinates."""
+        raise NotImplementedError
+
+    def predict_unconstrained(self, data, batch=4096) -> np.ndarray:
+        """Estimates in unconstrained coordinates, ``(n, d)``; the posterior mean for NPE."""
+        x = self._x(data)
+        with torch.no_grad():
+            return np.concatenate([self.mean_tensor(x[i:i + batch]).numpy() for i in range(0, len(x), batch)])
+
+    def predict(self, data) -> dict[str, np.ndarray]:
+        """Estimates in the model's own coordinates, as ``{parameter: (n, *shape)}``."""
+        u = self.predict_unconstrained(data)
+        return self.transform.to_dict(self.transform.inverse(u))
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path):
+        """Save configuration, weights, standardisation and training history to ``path`` (torch file)."""
+        self._check_fitted()
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"class": type(self).__name__, "config": self.config, "meta": self.meta,
+                    "history": self.history, "state_dict": self.net.state_dict(),
+                    "bayesid_neural_format": 1}, path)
+        return path
+
+    @classmethod
+    def _from_state(cls, state):
+        est = cls(**state["config"])
+        meta = state["meta"]
+        lay = meta["layout"]
+        d = len(meta["y_mean"])
+        # dummy standardisation: the real buffers come with the state dict
+        est.meta = meta
+        est.net = est._build(lay, d, None, None)
+        est.net.load_state_dict(state["state_dict"])
+        est.net.eval()
+        est.history = state["history"]
+        return est
+
+    def __repr__(self):
+        if not self.fitted:
+            return f"<{type(self).__name__} (untrained) {self.config}>"
+        return (f"<{type(self).__name__} for {self.meta['model']} / {self.meta['design']}: "
+                f"{self.meta['summary_kind']} summary, {self.meta['n_train']} simulations, "
+                f"{len(self.history['epoch'])} epochs, final val loss {self.history['val_loss'][-1]:.4g}>")
+
+
+class PointEstimator(NeuralEstimator):
+    """Regress the (standardised, unconstrained) parameters on the data with a squared-error loss.
+
+    With enough capacity and data the minimiser is the posterior mean ``E[θ | x]``; along a direction
+    the data do not inform, that is the prior mean, whatever the true value: the estimator "converges"
+    yet regresses to the prior. See :class:`NeuralEstimator` for the parameters.
+    """
+
+    kind = "point"
+
+    def _build(self, layout, d, x_mean, x_sd):
+        c = self.config
+        sdim = c["summary_dim"] or max(8, 4 * d)
+        summ = build_summary(self.meta["summary_kind"], layout, sdim, c["width"], c["depth"], x_mean, x_sd)
+        return nn.Sequential(summ, nn.GELU(), MLP(sdim, d, c["width"], 1))
+
+    def _loss(self, x, y):
+        return ((self.net(x) - y) ** 2).mean()
+
+    def mean_tensor(self, x):
+        return self._destd(self.net(x))
+
+
+class _FlowNet(nn.Module):
+    def __init__(self, summary, flow):
+        super().__init__()
+        self.summary = summary
+        self.flow = flow
+
+    def forward(self, x):
+        return self.flow(self.summary(x))
+
+
+class NPE(NeuralEstimator):
+    """Neural posterior estimation: a conditional neural spline flow ``q(θ | s(x))`` (zuko) trained by
+    maximum likelihood on simulations, jointly with the summary network ``s``.
+
+    Parameters
+    ----------
+    flow : {"nsf", "maf"}
+        zuko flow family.
+    transforms : int
+        Number of flow transformations.
+    **kwargs
+        See :class:`NeuralEstimator`.
+    """
+
+    kind = "npe"
+
+    def __init__(self, flow="nsf", transforms=3, **kwargs):
+        if flow not in ("nsf", "maf"):
+            raise ValueError(f"flow must be 'nsf' or 'maf', got {flow!r}")
+        super().__init__(**kwargs)
+        self.config.update(flow=flow, transforms=int(transforms))
+
+    @classmethod
+    def _from_state(cls, state):
+        return super()._from_state(state)
+
+    def _build(self, layout, d, x_mean, x_sd):
+        import zuko
+
+        c = self.config
+        sdim = c["summary_dim"] or max(8, 4 * d)
+        summ = build_summary(self.meta["summary_kind"], layout, sdim, c["width"], c["depth"], x_mean, x_sd)
+        Flow = zuko.flows.NSF if c["flow"] == "nsf" else zuko.flows.MAF
+        flow = Flow(features=d, context=sdim, transforms=c["transforms"], hidden_features=[c["width"]] * 2)
+        return _FlowNet(summ, flow)
+
+    def _loss(self, x, y):
+        return -self.net(x).log_prob(y).mean()
+
+    def sample_tensor(self, x, n_samples, generator_seed=None):
+        """Differentiable posterior samples ``(n_samples, n, d)`` (unconstrained) for input tensor x."""
+        if generator_seed is not None:
+            torch.manual_seed(generator_seed)
+        z = self.net(x).rsample((n_samples,))
+        return self._destd(z)
+
+    def mean_tensor(self, x, n_samples=100):
+        return self.sample_tensor(x, n_samples).mean(0)
+
+    def sample(self, data, n_samples=1000, random_seed=None, batch=512) -> np.ndarray:
+        """Posterior draws in unconstrained coordinates, shape ``(n_datasets, n_samples, d)``."""
+        x = self._x(data)
+        torch.manual_seed(_seed_int(random_seed))
+        out = []
+        with torch.no_grad():
+            for i in range(0, len(x), batch):
+                z = self.net(x[i:i + batch]).sample((n_samples,))
+                out.append(self._destd(z).numpy().transpose(1, 0, 2))
+        return np.concatenate(out)
+
+    def log_prob(self, theta_unc, data) -> np.ndarray:
+        """``log q(θ | x)`` of unconstrained ``theta_unc`` (n, d) under dataset ``n`` of ``data``."""
+        x = self._x(data)
+        y = (torch.as_tensor(np.asarray(theta_unc, np.float32)) - torch.as_tensor(self.meta["y_mean"])) \
+            / torch.as_tensor(self.meta["y_sd"])
+        with torch.no_grad():
+            lp = self.net(x).log_prob(y)
+        return lp.numpy() - float(np.log(self.meta["y_sd"]).sum())
+
+    def predict_unconstrained(self, data, n_samples=500, random_seed=0, batch=512) -> np.ndarray:
+        """Posterior means (Monte Carlo with ``n_samples`` draws), unconstrained, ``(n, d)``."""
+        return self.sample(data, n_samples, random_seed, batch).mean(1)
+
+
+class Ensemble:
+    """The same estimator trained under ``n_members`` random seeds.
+
+    Parameters
+    ----------
+    estimator : NeuralEstimator
+        A template (untrained); each member is a copy with its own ``random_seed``.
+    n_members : int
+    random_seed : int, optional
+        Seeds the members' seeds (and, when fitting on a model, the shared simulations).
+    """
+
+    def __init__(self, estimator, n_members=5, random_seed=None):
+        if n_members < 1:
+            raise ValueError("n_members must be at least 1")
+        self.template = estimator
+        self.n_members = int(n_members)
+        self.random_seed = random_seed
+        self.members = []
+
+    @property
+    def kind(self):
+        return self.template.kind
+
+    @property
+    def fitted(self):
+        return bool(self.members)
+
+    def fit(self, training_set, n_simulations=None, design=None, priors=None, simulation_seed=None):
+        """Train every member on the same simulations (members differ by seed only)."""
+        if not isinstance(training_set, TrainingSet):
+            if n_simulations is None:
+                raise ValueError("Give n_simulations when fitting directly on a model.")
+            if simulation_seed is None:
+                simulation_seed = seed_sequence(self.random_seed).spawn(2)[1]
+            training_set = simulate_training_set(training_set, n_simulations, design=design, priors=priors,
+                                                 random_seed=simulation_seed)
+        seeds = seed_sequence(self.random_seed).spawn(self.n_members)
+        self.members = []
+        for s in seeds:
+            m = copy.deepcopy(self.template)
+            m.config["random_seed"] = int(s.generate_state(1)[0])
+            self.members.append(m.fit(training_set))
+        return self
+
+    def _check(self):
+        if not self.members:
+            raise RuntimeError("This Ensemble is not trained yet: call .fit(...) first.")
+
+    @property
+    def meta(self):
+        self._check()
+        return self.members[0].meta
+
+    @property
+    def transform(self):
+        return self.members[0].transform
+
+    @property
+    def unconstrained_names(self):
+        return self.members[0].unconstrained_names
+
+    @property
+    def names(self):
+        return self.members[0].names
+
+    @property
+    def history(self):
+        """Training histories of the members (list of dicts)."""
+        return [m.history for m in self.members]
+
+    def converged(self, **kw) -> bool:
+        return all(m.converged(**kw) for m in self.members)
+
+    def member_predictions(self, data) -> np.ndarray:
+        """Each member's unconstrained estimate, ``(n_members, n, d)``."""
+        self._check()
+        return np.stack([m.predict_unconstrained(data) for m in self.members])
+
+    def predict_unconstrained(self, data) -> np.ndarray:
+        """Ensemble mean of the members' estimates, unconstrained, ``(n, d)``."""
+        return self.member_predictions(data).mean(0)
+
+    def predict(self, data) -> dict[str, np.ndarray]:
+        u = self.predict_unconstrained(data)
+        return self.transform.to_dict(self.transform.inverse(u))
+
+    def mean_tensor(self, x):
+        return torch.stack([m.mean_tensor(x) for m in self.members]).mean(0)
+
+    def _x(self, data):
+        return self.members[0]._x(data)
+
+    def sample(self, data, n_samples=1000, random_seed=None) -> np.ndarray:
+        """Draws from the equal-weight mixture of the members' posteriors (NPE members only)."""
+        self._check()
+        if not hasattr(self.members[0], "sample"):
+            raise TypeError("Ensemble.sample needs NPE members; point estimators give no posterior.")
+        k = self.n_members
+        per = [n_samples // k + (1 if i < n_samples % k else 0) for i in range(k)]
+        seeds = seed_sequence(random_seed).spawn(k)
+        parts = [m.sample(data, p, random_seed=s) for m, p, s in zip(self.members, per, seeds) if p > 0]
+        return np.concatenate(parts, axis=1)
+
+    def save(self, path):
+        """Save all members into one file."""
+        self._check()
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"class": "Ensemble", "n_members": self.n_members, "random_seed": self.random_seed,
+                    "members": [{"class": type(m).__name__, "config": m.config, "meta": m.meta,
+                                 "history": m.history, "state_dict": m.net.state_dict()} for m in self.members],
+                    "bayesid_neural_format": 1}, path)
+        return path
+
+    def __repr__(self):
+        return f"<Ensemble of {self.n_members} × {type(self.template).__name__}{'' if self.members else ' (untrained)'}>"
+
+
+_CLASSES = {"PointEstimator": PointEstimator, "NPE": NPE}
+
+
+def load(path):
+    """Load an estimator or ensemble written by ``.save``. Only load files you trust (pickle inside)."""
+    state = torch.load(path, weights_only=False)
+    if not isinstance(state, dict) or "bayesid_neural_format" not in state:
+        raise ValueError(f"{path} is not a bayesid.neural estimator file")
+    if state["class"] == "Ensemble":
+        members = [_CLASSES[m["class"]]._from_state(m) for m in state["members"]]
+        ens = Ensemble(copy.deepcopy(members[0]), state["n_members"], state["random_seed"])
+        ens.members = members
+        return ens
+    return _CLASSES[state["class"]]._from_state(state)

@@ -1,0 +1,267 @@
+"""Explanations versus predictions (after "causal effect of seeds and hyperparameters on explanations",
+seed paper 003): gradient saliency of each estimate with respect to the input, and the average
+treatment effect (ATE) of interventions on the training (seed, width/depth, learning rate, training-set
+size) on predictions and on explanations.
+
+Effect measures (dimensionless, per quantity ``q`` — a parameter or a direction)
+-------------------------------------------------------------------------------
+* prediction: ``mean_i |q_treated(x_i) - q_base(x_i)| / sd_prior(q)`` over held-out datasets ``x_i``
+  (0 = the same estimate, 1 = a change as large as the prior's spread);
+* explanation: ``mean_i (1 - cos(grad q_treated(x_i), grad q_base(x_i)))`` (0 = the same saliency map
+  up to scale, 1 = orthogonal, 2 = reversed).
+
+Each repeat ``r`` pairs a baseline run and a treated run that share the simulation seed and, except
+under the ``seed`` intervention, the initialisation seed. The ATE is the mean over ``n_repeats``
+repeats, with a Student-t 95 % confidence interval on ``n_repeats - 1`` degrees of freedom.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from scipy import stats
+
+from .simulation import seed_sequence
+
+__all__ = ["saliency", "intervention_study", "InterventionStudy", "DEFAULT_INTERVENTIONS"]
+
+DEFAULT_INTERVENTIONS = {
+    "seed": {"random_seed": "+1"},
+    "width": {"width": 2.0},
+    "depth": {"depth": "+1"},
+    "learning rate": {"lr": 0.3},
+    "training-set size": {"n_simulations": 0.5},
+}
+
+
+def saliency(estimator, data, quantities=None) -> np.ndarray:
+    """Gradient of each estimated quantity with respect to the network input.
+
+    Parameters
+    ----------
+    estimator : PointEstimator, NPE or Ensemble
+    data : dict, TrainingSet or array
+        Datasets (batched).
+    quantities : ndarray (k, d), optional
+        Linear functionals of the unconstrained estimate, ``q = Q @ theta_hat`` (e.g. directions);
+        default the identity (one saliency map per unconstrained parameter).
+
+    Returns
+    -------
+    ndarray, shape (k, n, *input_shape)
+        ``d q_k(x_n) / d x_n``. NPE means are differentiated through 64 reparametrised draws with a
+        fixed seed.
+    """
+    x = estimator._x(data).clone().requires_grad_(True)
+    d = len(estimator.unconstrained_names)
+    Q = np.eye(d) if quantities is None else np.atleast_2d(np.asarray(quantities, float))
+    Qt = torch.as_tensor(Q, dtype=torch.float32)
+    out = []
+    for k in range(Q.shape[0]):
+        torch.manual_seed(0)
+        if x.grad is not None:
+            x.grad = None
+        m = _mean_for_grad(estimator, x)
+        (m @ Qt[k]).sum().backward()
+        out.append(x.grad.detach().numpy().copy())
+    return np.stack(out)
+
+
+def _mean_for_grad(estimator, x):
+    members = getattr(estimator, "members", None) or [estimator]
+    outs = []
+    for m in members:
+        if hasattr(m, "sample_tensor"):
+            outs.append(m.sample_tensor(x, 64, generator_seed=0).mean(0))
+        else:
+            outs.append(m.mean_tensor(x))
+    return torch.stack(outs).mean(0)
+
+
+def _apply(config, n_sims, override):
+    cfg = dict(config)
+    n = n_sims
+    for key, val in override.items():
+        if key == "n_simulations":
+            n = int(round(n * val)) if isinstance(val, float) else int(val)
+            continue
+        cur = cfg.get(key)
+        if isinstance(val, str) and val.startswith("+"):
+            cfg[key] = (cur or 0) + int(val[1:])
+        elif isinstance(val, float) and key in ("width", "depth", "lr", "epochs"):
+            cfg[key] = type(cur)(cur * val) if key != "lr" else cur * val
+        else:
+            cfg[key] = val
+    return cfg, n
+
+
+@dataclass
+class InterventionStudy:
+    """Result of :func:`intervention_study`.
+
+    Attributes
+    ----------
+    effects : pandas.DataFrame
+        One row per (intervention, quantity, target ∈ {prediction, explanation}): ``ate``, ``lower``,
+        ``upper`` (t 95 % CI), ``n`` (repeats), and the ``verdict`` of the quantity.
+    per_repeat : pandas.DataFrame
+        The effect of every repeat.
+    """
+
+    effects: object
+    per_repeat: object
+
+    def ate(self, quantity, target, intervention=None) -> float:
+        """Mean ATE of ``target`` for ``quantity`` (over interventions unless one is named)."""
+        e = self.effects
+        sel = (e["quantity"] == quantity) & (e["target"] == target)
+        if intervention is not None:
+            sel &= e["intervention"] == intervention
+        if not sel.any():
+            raise KeyError(f"no effect for quantity {quantity!r} / target {target!r}; have "
+                           f"{sorted(e['quantity'].unique())}")
+        return float(e.loc[sel, "ate"].mean())
+
+    def plot(self, ax=None):
+        """ATE with 95 % CI per intervention, predictions beside explanations, per quantity."""
+        import matplotlib.pyplot as plt
+
+        e = self.effects
+        quants = list(dict.fromkeys(e["quantity"]))
+        inter = list(dict.fromkeys(e["intervention"]))
+        if ax is None:
+            fig, ax = plt.subplots(1, len(quants), figsize=(3.0 * len(quants), 2.8), squeeze=False, sharey=True)
+            ax = ax[0]
+        w = 0.38
+        for a, q in zip(np.atleast_1d(ax), quants):
+            for t, (target, col) in enumerate((("prediction", "C0"), ("explanation", "C3"))):
+                sub = e[(e["quantity"] == q) & (e["target"] == target)].set_index("intervention").reindex(inter)
+                xs = np.arange(len(inter)) + (t - 0.5) * w
+                a.bar(xs, sub["ate"], w, color=col, label=target,
+                      yerr=[sub["ate"] - sub["lower"], sub["upper"] - sub["ate"]], capsize=2)
+            a.set_xticks(np.arange(len(inter)), inter, rotation=45, ha="right", fontsize=7)
+            verdict = e.loc[e["quantity"] == q, "verdict"].iloc[0]
+            a.set_title(f"{q}\n({verdict})", fontsize=8)
+        np.atleast_1d(ax)[0].set_ylabel("ATE (dimensionless)")
+        np.atleast_1d(ax)[0].legend(fontsize=7)
+        return ax
+
+
+def intervention_study(spec, estimator="point", design=None, quantities=None, verdicts=None,
+                       interventions=None, n_repeats=3, n_simulations=5000, n_test=200, base_config=None,
+                       priors=None, random_seed=None, progressbar=False) -> InterventionStudy:
+    """Average treatment effect of training interventions on predictions and on explanations.
+
+    Parameters
+    ----------
+    spec : ModelSpec or str
+    estimator : {"point", "npe"}
+        Estimator trained in every run.
+    design : str, optional
+    quantities : dict of str -> ndarray (d,), optional
+        Named linear functionals of the unconstrained estimate (e.g. whitened directions mapped back,
+        or unit vectors for single parameters). Default: one per unconstrained parameter.
+    verdicts : dict of str -> str, optional
+        Verdict shown beside each quantity (e.g. "not identified").
+    interventions : dict of str -> dict, optional
+        Name → override of the estimator configuration (``{"width": 2.0}`` multiplies, ``"+1"`` adds,
+        ``{"n_simulations": 0.5}`` scales the training-set size). Default :data:`DEFAULT_INTERVENTIONS`.
+    n_repeats : int
+        Baseline/treated pairs per intervention (the ``n`` of the confidence intervals); at least 2.
+    n_simulations : int
+        Baseline training-set size.
+    n_test : int
+        Held-out datasets on which predictions and saliency are compared.
+    base_config : dict, optional
+        Baseline estimator configuration (see :class:`NeuralEstimator`).
+    priors : dict, optional
+    random_seed : int, optional
+    progressbar : bool
+
+    Returns
+    -------
+    InterventionStudy
+    """
+    import pandas as pd
+
+    from .estimators import NPE, PointEstimator
+    from .simulation import simulate_training_set
+
+    if n_repeats < 2:
+        raise ValueError("n_repeats must be at least 2 to give a confidence interval")
+    Est = {"point": PointEstimator, "npe": NPE}.get(estimator)
+    if Est is None:
+        raise ValueError(f"estimator must be 'point' or 'npe', got {estimator!r}")
+    interventions = DEFAULT_INTERVENTIONS if interventions is None else interventions
+    base_config = dict(base_config or {})
+    ss = seed_sequence(random_seed)
+    s_test, s_rep = ss.spawn(2)
+    test = simulate_training_set(spec, n_test, design=design, priors=priors, random_seed=s_test)
+    names = list(test.transform.unconstrained_names)
+    d = len(names)
+    if quantities is None:
+        quantities = {n: np.eye(d)[j] for j, n in enumerate(names)}
+    Q = np.stack([np.asarray(v, float) for v in quantities.values()])
+    qnames = list(quantities)
+    verdicts = verdicts or {}
+    prior_cov = np.cov(test.theta_unc, rowvar=False).reshape(d, d)
+    big = simulate_training_set(spec, n_simulations * 2, design=design, priors=priors,
+                                random_seed=ss.spawn(1)[0])
+    q_sd = np.sqrt(np.einsum("kd,de,ke->k", Q, np.cov(big.theta_unc, rowvar=False).reshape(d, d), Q))
+    del prior_cov
+
+    def run(cfg, n_sims, seed, sim_rows):
+        cfg = dict(cfg)
+        cfg.setdefault("random_seed", seed)
+        est = Est(**cfg)
+        est.fit(big.subset(sim_rows[:n_sims]))
+        pred = est.predict_unconstrained(test) @ Q.T  # (n_test, k)
+        sal = saliency(est, test, Q)  # (k, n_test, ...)
+        return pred, sal.reshape(sal.shape[0], sal.shape[1], -1)
+
+    rows = []
+    rep_seeds = s_rep.spawn(n_repeats)
+    bar = None
+    total = n_repeats * (1 + len(interventions))
+    if progressbar:
+        from rich.progress import Progress
+
+        bar = Progress(transient=True)
+        bar.start()
+        task = bar.add_task("intervention study", total=total)
+    for r, rs in enumerate(rep_seeds):
+        seed = int(rs.generate_state(1)[0] % (2**31))
+        sim_rows = np.random.default_rng(seed).permutation(len(big))
+        base = dict(base_config, random_seed=seed)
+        p0, g0 = run(base, n_simulations, seed, sim_rows)
+        if bar:
+            bar.update(task, advance=1)
+        for iname, override in interventions.items():
+            cfg, n_sims = _apply(base, n_simulations, override)
+            if n_sims > len(big):
+                raise ValueError(f"intervention {iname!r} asks for {n_sims} simulations; at most {len(big)}")
+            p1, g1 = run(cfg, n_sims, seed, sim_rows)
+            if bar:
+                bar.update(task, advance=1)
+            for k, q in enumerate(qnames):
+                pe = float(np.mean(np.abs(p1[:, k] - p0[:, k])) / q_sd[k])
+                num = (g0[k] * g1[k]).sum(-1)
+                den = np.linalg.norm(g0[k], axis=-1) * np.linalg.norm(g1[k], axis=-1)
+                cos = np.where(den > 0, num / np.where(den > 0, den, 1.0), 0.0)
+                ee = float(np.mean(1.0 - cos))
+                rows.append({"repeat": r, "intervention": iname, "quantity": q, "target": "prediction", "effect": pe})
+                rows.append({"repeat": r, "intervention": iname, "quantity": q, "target": "explanation", "effect": ee})
+    if bar:
+        bar.stop()
+    per = pd.DataFrame(rows)
+    agg = []
+    tq = stats.t.ppf(0.975, n_repeats - 1)
+    for (i, q, t), g in per.groupby(["intervention", "quantity", "target"], sort=False):
+        m, s = g["effect"].mean(), g["effect"].std(ddof=1)
+        h = tq * s / np.sqrt(len(g))
+        agg.append({"intervention": i, "quantity": q, "target": t, "ate": m, "lower": m - h, "upper": m + h,
+                    "n": len(g), "verdict": verdicts.get(q, "")})
+    return InterventionStudy(pd.DataFrame(agg), per)

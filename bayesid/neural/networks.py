@@ -1,0 +1,127 @@
+"""Summary networks: a 1-D CNN for time series, a permutation-invariant network for i.i.d. samples,
+and an MLP for small vectors. Each standardises its input with buffers fitted on the training set, so
+gradients (saliency) are taken with respect to the raw data."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+__all__ = ["Standardize", "MLP", "MLPSummary", "Conv1dSummary", "IIDSummary", "build_summary", "SUMMARIES"]
+
+SUMMARIES = ("auto", "mlp", "conv1d", "iid")
+MLP_MAX_FEATURES = 512  # "auto" uses an MLP up to this many input numbers, a CNN for longer sequences
+
+
+class Standardize(nn.Module):
+    """``(x - mean) / sd`` with fixed buffers (per feature, or per channel for sequences)."""
+
+    def __init__(self, mean, sd):
+        super().__init__()
+        self.register_buffer("mean", torch.as_tensor(np.asarray(mean), dtype=torch.float32))
+        self.register_buffer("sd", torch.as_tensor(np.asarray(sd), dtype=torch.float32))
+
+    def forward(self, x):
+        return (x - self.mean) / self.sd
+
+
+def MLP(n_in, n_out, width=64, depth=2, act=nn.GELU):
+    """A plain multilayer perceptron with ``depth`` hidden layers of ``width`` units."""
+    layers, d = [], n_in
+    for _ in range(depth):
+        layers += [nn.Linear(d, width), act()]
+        d = width
+    layers.append(nn.Linear(d, n_out))
+    return nn.Sequential(*layers)
+
+
+class MLPSummary(nn.Module):
+    """Flattened data → standardise → MLP → summary of size ``out``."""
+
+    def __init__(self, n_features, out, width=64, depth=2, mean=None, sd=None):
+        super().__init__()
+        self.norm = Standardize(np.zeros(n_features) if mean is None else mean,
+                                np.ones(n_features) if sd is None else sd)
+        self.net = MLP(n_features, out, width, depth)
+
+    def forward(self, x):
+        return self.net(self.norm(x.flatten(1)))
+
+
+class Conv1dSummary(nn.Module):
+    """Sequences ``(n, C, T)`` → strided 1-D convolutions → global average and max pooling → MLP."""
+
+    def __init__(self, channels, length, out, width=32, depth=3, mean=None, sd=None):
+        super().__init__()
+        shape = (channels, 1)
+        self.norm = Standardize(np.zeros(shape) if mean is None else np.reshape(mean, shape),
+                                np.ones(shape) if sd is None else np.reshape(sd, shape))
+        layers, c = [], channels
+        for i in range(depth):
+            layers += [nn.Conv1d(c, width, kernel_size=7, stride=2 if i < depth - 1 else 1, padding=3), nn.GELU()]
+            c = width
+        self.conv = nn.Sequential(*layers)
+        self.head = MLP(2 * width, out, width=max(width, out), depth=1)
+
+    def forward(self, x):
+        h = self.conv(self.norm(x))
+        return self.head(torch.cat([h.mean(-1), h.amax(-1)], dim=1))
+
+
+class IIDSummary(nn.Module):
+    """Exchangeable observations ``(n, F)`` (F scalars): per-observation embedding, pooled by mean and
+    standard deviation (a Deep Set), together with the sample mean and sd of the raw values."""
+
+    def __init__(self, n_features, out, width=32, depth=2, mean=None, sd=None):
+        super().__init__()
+        m = 0.0 if mean is None else float(np.mean(mean))
+        s = 1.0 if sd is None else float(np.sqrt(np.mean(np.square(sd))))
+        self.norm = Standardize(np.array(m), np.array(s))
+        self.phi = MLP(1, width, width, depth - 1 if depth > 1 else 1)
+        self.rho = MLP(2 * width + 2, out, width, depth)
+
+    def forward(self, x):
+        z = self.norm(x.flatten(1))
+        h = self.phi(z.unsqueeze(-1))
+        feats = [h.mean(1), h.std(1), z.mean(1, keepdim=True), z.std(1, keepdim=True)]
+        return self.rho(torch.cat(feats, dim=1))
+
+
+def choose_summary(layout, summary="auto") -> str:
+    """Resolve ``summary="auto"``: an MLP up to :data:`MLP_MAX_FEATURES` numbers, a CNN for longer
+    sequences, an MLP otherwise."""
+    if summary not in SUMMARIES:
+        raise ValueError(f"summary must be one of {SUMMARIES}, got {summary!r}")
+    if summary != "auto":
+        if summary == "conv1d" and not layout["sequence"]:
+            raise ValueError("summary='conv1d' needs sequence data (arrays of shape (T,) or (T, C)); "
+                             f"this design produces {layout['shapes']}")
+        return summary
+    if layout["n_features"] <= MLP_MAX_FEATURES or not layout["sequence"]:
+        return "mlp"
+    return "conv1d"
+
+
+def input_moments(x: np.ndarray, kind: str):
+    """Standardisation constants of the network input ``x`` for summary ``kind``."""
+    if kind == "conv1d":
+        mean = x.mean(axis=(0, 2))
+        sd = x.std(axis=(0, 2))
+    else:
+        x = x.reshape(x.shape[0], -1)
+        mean, sd = x.mean(0), x.std(0)
+    sd = np.where(sd > 1e-8, sd, 1.0)
+    return mean.astype(np.float32), sd.astype(np.float32)
+
+
+def build_summary(kind, layout, out, width, depth, mean=None, sd=None) -> nn.Module:
+    """Instantiate the summary network ``kind`` for data of ``layout``."""
+    if kind == "mlp":
+        return MLPSummary(layout["n_features"], out, width, depth, mean, sd)
+    if kind == "conv1d":
+        return Conv1dSummary(layout["channels"], layout["length"], out, width=max(16, width // 2),
+                             depth=max(2, depth + 1), mean=mean, sd=sd)
+    if kind == "iid":
+        return IIDSummary(layout["n_features"], out, max(16, width // 2), depth, mean, sd)
+    raise ValueError(kind)

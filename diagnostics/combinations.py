@@ -1,0 +1,226 @@
+"""Name the identifiable combinations ("a + b", "a·b", "k/m") from ridge directions (numpy core).
+
+Rule (documented, deterministic):
+
+1. The ridges are the non-identified directions, as displacement vectors ``d_k`` in unconstrained
+   coordinates. A linear combination ``cᵀθ`` is unaffected by moving along every ridge iff
+   ``c ⊥ d_k`` for all k: those are the combinations the data can determine.
+2. Only parameters that move along some ridge (``|d_ik| ≥ loading_tol`` after normalising each
+   ridge to max |.| = 1) are involved; the others are identified on their own.
+3. A basis of the combinations orthogonal to the ridges (restricted to the involved parameters)
+   is put in reduced row-echelon form, which makes it sparse and readable (``θ0 − θ5``,
+   ``θ1 − θ5``, ...), and each coefficient is snapped to a simple ratio (1, 2, 3, 1/2, 1/3 and
+   their negatives) when within ``snap_tol``.
+4. Names: real-valued parameters combine additively (``beta1 + beta2``); log-transformed
+   (positive) parameters combine multiplicatively, since ``log a + log b = log(a·b)``: positive
+   coefficients go to the numerator, negative ones to the denominator, non-unit magnitudes
+   become powers (``k/m``, ``a·b^2``). Mixed cases use ``log(x)`` explicitly.
+5. Every named combination is checked against the draws: its posterior/prior variance ratio
+   is reported, and :func:`bayesid.diagnose` keeps it only if that ratio shows it identified.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+import numpy as np
+
+__all__ = ["Combination", "name_combination", "combinations_orthogonal_to", "variance_ratio"]
+
+_SIMPLE = sorted({Fraction(p, q) for p in range(1, 4) for q in range(1, 4)})
+
+
+@dataclass
+class Combination:
+    """A linear combination of unconstrained parameters and its human name.
+
+    Attributes
+    ----------
+    name : str
+        E.g. ``"a + b"``, ``"a·b"``, ``"k/m"``.
+    coefficients : dict of str -> float
+        Coefficients on unconstrained component names.
+    ratio : float
+        Posterior/prior variance ratio of the combination (NaN until measured).
+    contraction : float
+        ``1 − ratio``.
+    """
+
+    name: str
+    coefficients: dict = field(default_factory=dict)
+    ratio: float = float("nan")
+    source: str = "draws"
+
+    @property
+    def contraction(self) -> float:
+        return 1.0 - self.ratio
+
+    def __repr__(self):
+        return f"Combination({self.name!r}, contraction={self.contraction:.3f})"
+
+
+def _snap(x, tol):
+    for f in _SIMPLE:
+        if abs(abs(x) - float(f)) <= tol * max(1.0, float(f)):
+            return f if x > 0 else -f
+    return None
+
+
+def _fmt_num(f):
+    if isinstance(f, Fraction):
+        return str(f.numerator) if f.denominator == 1 else f"{f.numerator}/{f.denominator}"
+    return f"{f:.2g}"
+
+
+def _strip_log(uname, tr):
+    """Unconstrained component name -> natural name (``b_log__[2]`` -> ``b[2]``)."""
+    if tr is None:
+        return uname
+    base, sep, rest = uname.partition("[")
+    for suffix in (f"_{tr}__", "_log__", "_logodds__", "_interval__"):
+        if base.endswith(suffix):
+            base = base[: -len(suffix)]
+            break
+    return base + (sep + rest if sep else "")
+
+
+def name_combination(coefficients: dict, transforms: dict, snap_tol: float = 0.08,
+                     drop_tol: float = 1e-6) -> str:
+    """Human-readable name of a linear combination of unconstrained parameters.
+
+    Parameters
+    ----------
+    coefficients : dict of str -> float
+        Unconstrained component name -> coefficient (any scale; normalised here so the largest
+        magnitude is 1 and the first nonzero coefficient is positive).
+    transforms : dict of str -> str or None
+        Unconstrained component name -> transform (``"log"`` or None).
+
+    Examples
+    --------
+    >>> name_combination({"a": 1, "b": 1}, {"a": None, "b": None})
+    'a + b'
+    >>> name_combination({"k_log__": 1, "m_log__": -1}, {"k_log__": "log", "m_log__": "log"})
+    'k/m'
+    """
+    items = [(k, float(v)) for k, v in coefficients.items() if abs(v) > drop_tol]
+    if not items:
+        return "0"
+    big = max(abs(v) for _, v in items)
+    first = items[0][1]
+    sgn = 1.0 if first > 0 else -1.0
+    items = [(k, sgn * v / big) for k, v in items]
+    snapped = [(k, _snap(v, snap_tol)) for k, v in items]
+    if all(s is not None for _, s in snapped):
+        # rescale so the smallest magnitude is an integer when all are simple fractions
+        den = int(np.lcm.reduce([s.denominator for _, s in snapped]))
+        terms = [(k, s * den) for k, s in snapped]
+    else:
+        terms = [(k, v) for k, v in items]
+    all_log = all(transforms.get(k) == "log" for k, _ in terms)
+    if all_log:
+        num = [(k, c) for k, c in terms if c > 0]
+        den = [(k, -c) for k, c in terms if c < 0]
+
+        def prod(ts):
+            parts = []
+            for k, c in ts:
+                nm = _strip_log(k, "log")
+                parts.append(nm if c == 1 else f"{nm}^{_fmt_num(c)}")
+            return "·".join(parts)
+
+        if not num:
+            return f"1/({prod(den)})" if len(den) > 1 else f"1/{prod(den)}"
+        if not den:
+            return prod(num)
+        d = prod(den)
+        return f"{prod(num)}/{d}" if len(den) == 1 else f"{prod(num)}/({d})"
+    out = ""
+    for i, (k, c) in enumerate(terms):
+        tr = transforms.get(k)
+        nm = f"log({_strip_log(k, tr)})" if tr == "log" else (k if tr is None else f"{tr}({_strip_log(k, tr)})")
+        mag = abs(c)
+        coef = "" if mag == 1 else f"{_fmt_num(mag if isinstance(mag, Fraction) else float(mag))}·"
+        if i == 0:
+            out = ("-" if c < 0 else "") + coef + nm
+        else:
+            out += (" - " if c < 0 else " + ") + coef + nm
+    return out
+
+
+def _rref(m, tol=1e-9):
+    m = np.array(m, float)
+    rows, cols = m.shape
+    r = 0
+    pivots = []
+    for c in range(cols):
+        if r >= rows:
+            break
+        p = r + np.argmax(np.abs(m[r:, c]))
+        if abs(m[p, c]) < tol:
+            continue
+        m[[r, p]] = m[[p, r]]
+        m[r] /= m[r, c]
+        for i in range(rows):
+            if i != r:
+                m[i] -= m[i, c] * m[r]
+        pivots.append(c)
+        r += 1
+    m[np.abs(m) < tol] = 0.0
+    return m[:r], pivots
+
+
+def combinations_orthogonal_to(ridges: np.ndarray, names: list, transforms: list,
+                               loading_tol: float = 0.15) -> list[Combination]:
+    """Simple combinations left unchanged by moving along every ridge.
+
+    Parameters
+    ----------
+    ridges : ndarray, shape (d, k)
+        Ridge displacement vectors (columns) in unconstrained coordinates.
+    names : list of str
+        Unconstrained component names (length d).
+    transforms : list of str or None
+        Transform of each component.
+    loading_tol : float
+        Minimum |loading| (each ridge normalised to max 1) for a parameter to count as moving.
+
+    Returns
+    -------
+    list of Combination
+        Unmeasured (``ratio`` NaN); see :func:`variance_ratio`.
+    """
+    ridges = np.atleast_2d(np.asarray(ridges, float))
+    if ridges.shape[0] != len(names):
+        ridges = ridges.T
+    if ridges.size == 0 or ridges.shape[1] == 0:
+        return []
+    norm = ridges / np.abs(ridges).max(axis=0, keepdims=True)
+    involved = np.where(np.abs(norm).max(axis=1) >= loading_tol)[0]
+    if involved.size == 0:
+        return []
+    sub = norm[involved]  # (|S|, k)
+    u, s, _ = np.linalg.svd(sub, full_matrices=True)
+    rank = int(np.sum(s > 1e-8 * max(1.0, s.max(initial=0.0))))
+    null = u[:, rank:]  # (|S|, |S| - rank): combinations orthogonal to all ridges
+    if null.shape[1] == 0:
+        return []
+    basis, _ = _rref(null.T)
+    trmap = dict(zip(names, transforms))
+    out = []
+    for row in basis:
+        coefs = {names[involved[i]]: float(row[i]) for i in range(len(involved)) if abs(row[i]) > 1e-9}
+        if len(coefs) < 2:
+            continue  # a single parameter orthogonal to all ridges: identified on its own
+        out.append(Combination(name_combination(coefs, trmap), coefs))
+    return out
+
+
+def variance_ratio(coefficients: dict, names: list, prior_unc: np.ndarray, posterior_unc: np.ndarray) -> float:
+    """Posterior/prior variance ratio of ``cᵀθ`` from unconstrained draws."""
+    c = np.array([coefficients.get(n, 0.0) for n in names], float)
+    d = len(names)
+    vp = np.var(np.asarray(prior_unc, float).reshape(-1, d) @ c, ddof=1)
+    vq = np.var(np.asarray(posterior_unc, float).reshape(-1, d) @ c, ddof=1)
+    return float(vq / vp)
