@@ -79,6 +79,7 @@ class Diagnosis:
     fisher_combinations: list = field(default_factory=list)
     title: str = ""
     timings: dict = field(default_factory=dict)
+    tree: object = field(default=None, repr=False)
 
     # ------------------------------------------------------------ accessors
     @property
@@ -325,7 +326,7 @@ def diagnose(tree, model=None, truth=None, var_names=None, fisher="auto", thresh
 
     diag = Diagnosis(table=table, directions=directions, combinations=combos, convergence=conv,
                      thresholds=th, draws=dr, white=white, psense=psense, psense_note=note,
-                     title=title, timings=timings)
+                     title=title, timings=timings, tree=tree)
 
     if fisher == "auto":
         fisher = model is not None

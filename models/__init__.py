@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import importlib
 
-from .base import BadDataError, Design, KnownAnswer, ModelSpec, Parameter
+from .base import BadDataError, Design, KnownAnswer, ModelSpec, Parameter, UnknownDesignError
 from .priors import Prior
 
 __all__ = ["get", "list", "list_models", "register", "ModelSpec", "Parameter", "Design", "KnownAnswer",
-           "Prior", "BadDataError", "UnknownModelError"]
+           "Prior", "BadDataError", "UnknownModelError", "UnknownDesignError"]
 
 # name -> "module:Class" (imported lazily, so that importing bayesid does not compile numba code)
 _REGISTRY: dict[str, str | type] = {

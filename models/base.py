@@ -20,11 +20,18 @@ import numpy as np
 
 from .priors import Prior
 
-__all__ = ["Parameter", "Design", "KnownAnswer", "ModelSpec", "BadDataError"]
+__all__ = ["Parameter", "Design", "KnownAnswer", "ModelSpec", "BadDataError", "UnknownDesignError"]
 
 
 class BadDataError(ValueError):
     """Data handed to a model do not match what its design produces."""
+
+
+class UnknownDesignError(KeyError):
+    """No design of that name exists for the model."""
+
+    def __str__(self):
+        return str(self.args[0])
 
 
 @dataclass(frozen=True)
@@ -139,7 +146,7 @@ class ModelSpec:
             return design
         design = design or self.default_design
         if design not in self.designs:
-            raise KeyError(
+            raise UnknownDesignError(
                 f"Unknown design {design!r} for model {self.name!r}. "
                 f"Valid designs: {', '.join(sorted(self.designs))}."
             )

@@ -152,7 +152,7 @@ def sbc(estimator, spec, n_datasets=300, n_draws=199, design=None, priors=None, 
     """
     from .simulation import simulate_training_set
 
-    if not hasattr(estimator, "sample"):
+    if getattr(estimator, "kind", "") != "npe":
         raise TypeError("SBC needs a posterior estimator (NPE or an Ensemble of NPE); a point estimator "
                         "has no posterior draws.")
     s1, s2 = seed_sequence(random_seed).spawn(2)
@@ -313,7 +313,7 @@ def calibrate(estimator, spec, n_datasets=300, n_draws=199, design=None, priors=
     """
     from .simulation import simulate_training_set
 
-    if not hasattr(estimator, "sample"):
+    if getattr(estimator, "kind", "") != "npe":
         raise TypeError("calibrate needs a posterior estimator (NPE or an Ensemble of NPE).")
     s1, s2 = seed_sequence(random_seed).spawn(2)
     ts = simulate_training_set(spec, n_datasets, design=design, priors=priors, random_seed=s1)

@@ -37,16 +37,21 @@ def MLP(n_in, n_out, width=64, depth=2, act=nn.GELU):
 
 
 class MLPSummary(nn.Module):
-    """Flattened data → standardise → MLP → summary of size ``out``."""
+    """Flattened data → standardise → MLP on ``[z, z²]`` → summary of size ``out``.
+
+    The squared standardised inputs make second moments (noise scales) linear in the first layer's
+    input, which a small MLP otherwise learns slowly.
+    """
 
     def __init__(self, n_features, out, width=64, depth=2, mean=None, sd=None):
         super().__init__()
         self.norm = Standardize(np.zeros(n_features) if mean is None else mean,
                                 np.ones(n_features) if sd is None else sd)
-        self.net = MLP(n_features, out, width, depth)
+        self.net = MLP(2 * n_features, out, width, depth)
 
     def forward(self, x):
-        return self.net(self.norm(x.flatten(1)))
+        z = self.norm(x.flatten(1))
+        return self.net(torch.cat([z, z * z], dim=1))
 
 
 class Conv1dSummary(nn.Module):
