@@ -43,15 +43,32 @@ class MLPSummary(nn.Module):
     input, which a small MLP otherwise learns slowly.
     """
 
-    def __init__(self, n_features, out, width=64, depth=2, mean=None, sd=None):
+    def __init__(self, n_features, out, width=64, depth=2, mean=None, sd=None, channels=0):
         super().__init__()
         self.norm = Standardize(np.zeros(n_features) if mean is None else mean,
                                 np.ones(n_features) if sd is None else sd)
-        self.net = MLP(2 * n_features, out, width, depth)
+        self.channels = int(channels)
+        self.net = MLP(2 * n_features + 3 * self.channels, out, width, depth)
 
     def forward(self, x):
         z = self.norm(x.flatten(1))
-        return self.net(torch.cat([z, z * z], dim=1))
+        feats = [z, z * z]
+        if self.channels:
+            feats.append(moment_features(z.reshape(z.shape[0], self.channels, -1)))
+        return self.net(torch.cat(feats, dim=1))
+
+
+def moment_features(z):
+    """Per channel of a sequence ``(n, C, T)``: mean, log sd and log rms of first differences.
+
+    Log scales make noise levels spanning orders of magnitude (a half-normal σ near 0) easy to regress
+    in the log coordinates parameters are learnt in; the differences remove slow trends.
+    """
+    eps = 1e-6
+    m = z.mean(-1)
+    lsd = torch.log(z.std(-1) + eps)
+    ldiff = torch.log(torch.sqrt((z.diff(dim=-1) ** 2).mean(-1)) + eps) if z.shape[-1] > 1 else torch.zeros_like(m)
+    return torch.cat([m, lsd, ldiff], dim=1)
 
 
 class Conv1dSummary(nn.Module):
@@ -67,11 +84,12 @@ class Conv1dSummary(nn.Module):
             layers += [nn.Conv1d(c, width, kernel_size=7, stride=2 if i < depth - 1 else 1, padding=3), nn.GELU()]
             c = width
         self.conv = nn.Sequential(*layers)
-        self.head = MLP(2 * width, out, width=max(width, out), depth=1)
+        self.head = MLP(2 * width + 3 * channels, out, width=max(width, out), depth=1)
 
     def forward(self, x):
-        h = self.conv(self.norm(x))
-        return self.head(torch.cat([h.mean(-1), h.amax(-1)], dim=1))
+        z = self.norm(x)
+        h = self.conv(z)
+        return self.head(torch.cat([h.mean(-1), h.amax(-1), moment_features(z)], dim=1))
 
 
 class IIDSummary(nn.Module):
@@ -123,7 +141,8 @@ def input_moments(x: np.ndarray, kind: str):
 def build_summary(kind, layout, out, width, depth, mean=None, sd=None) -> nn.Module:
     """Instantiate the summary network ``kind`` for data of ``layout``."""
     if kind == "mlp":
-        return MLPSummary(layout["n_features"], out, width, depth, mean, sd)
+        return MLPSummary(layout["n_features"], out, width, depth, mean, sd,
+                          channels=layout["channels"] if layout["sequence"] else 0)
     if kind == "conv1d":
         return Conv1dSummary(layout["channels"], layout["length"], out, width=max(16, width // 2),
                              depth=max(2, depth + 1), mean=mean, sd=sd)
