@@ -147,7 +147,8 @@ def fit(
     fp = _fingerprint(model, draws, tune, chains, prior_draws, random_seed,
                       [target_accept, sampler, adaptation, sorted(sample_kwargs.items())])
     if cache is not None and Path(cache).exists():
-        tree = xr.open_datatree(cache).load()
+        with xr.open_datatree(cache) as src:
+            tree = src.load()
         if tree.attrs.get("bayesid_fingerprint") == fp:
             return tree
         warnings.warn(f"cache {cache} was written by another model/data/settings; sampling again and "

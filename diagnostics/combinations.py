@@ -62,7 +62,7 @@ class Combination:
 
 def _snap(x, tol):
     for f in _SIMPLE:
-        if abs(abs(x) - float(f)) <= tol * max(1.0, float(f)):
+        if abs(abs(x) - float(f)) <= tol * float(f):
             return f if x > 0 else -f
     return None
 

@@ -150,9 +150,11 @@ class Diagnosis:
                   "prior-data conflict"):
             if v in groups:
                 lines.append(f"{v.capitalize()}: {', '.join(groups[v])}.")
-        for r in self.ridges:
+        for r in self.ridges[:5]:
             lines.append(f"Ridge ({r.source}): the data cannot tell points apart along {r.label} "
                          f"(posterior/prior variance ratio {r.ratio:.2f}).")
+        if len(self.ridges) > 5:
+            lines.append(f"... and {len(self.ridges) - 5} more ridges (see .ridges).")
         if self.combinations:
             lines.append("Identified combinations: " + ", ".join(
                 f"{c.name} (contraction {c.contraction:.2f})" for c in self.combinations) + ".")

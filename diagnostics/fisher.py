@@ -93,7 +93,7 @@ def _score_function(model):
         data_in[val] = pt.tensor(name=f"{rv.name}_rep", shape=(None,) * val.ndim, dtype=val.dtype)
     loglik = graph_replace(loglik, data_in, strict=False)
     values = list(model.value_vars)
-    grads = pt.grad(loglik, values)
+    grads = pt.grad(loglik, values, disconnected_inputs="ignore")
     flat = pt.concatenate([pt.atleast_1d(g).ravel() for g in grads])
     fn = pytensor.function(values + list(data_in.values()), flat, on_unused_input="ignore")
     return fn, values, obs
@@ -148,6 +148,7 @@ def fisher_information(model, tree, white, names, n_draws: int = 64, n_replicate
     with model:
         pp = pm.sample_posterior_predictive(xr.DataTree.from_dict({"posterior": sub}),
                                             var_names=[o.name for o in obs], random_seed=rng,
+                                            freeze_vars=[p.name for p in params],
                                             progressbar=False)
     ppd = pp["posterior_predictive"].to_dataset()
     unc = to_unconstrained(model, {n: v[:, None] for n, v in stacked.items()}, sample_ndim=2)

@@ -76,7 +76,11 @@ def make_items(n_items=6, n_features=3, random_seed=None, offset=0.0):
 
 
 class RateNet(nn.Module):
-    """MLP from item features to one latent parameter per item (θ_i or λ_i), with an optional scale.
+    """MLPs from item features to one latent parameter per item (θ_i or λ_i), with an optional scale.
+
+    Holds ``n_members`` independent networks as one batched module (weights of shape
+    ``(n_members, fan_in, fan_out)``): since the training loss is the sum of the members' losses
+    and Adam acts elementwise, training the batch is exactly training each member on its own.
 
     Parameters
     ----------
@@ -92,40 +96,66 @@ class RateNet(nn.Module):
     fixed_scale : bool
         For ``"probit"``: fix σ = 1 (identifiable) instead of learning log σ. Ignored for ``"logit"``
         (its scale is fixed by the exponential races).
+    n_members : int
+        Number of independent networks.
+    seeds : sequence of int, optional
+        One seed per member for its initial weights (PyTorch's default ``nn.Linear`` initialisation).
     """
 
-    def __init__(self, n_features, hidden=16, centre=False, link="logit", fixed_scale=False):
+    def __init__(self, n_features, hidden=16, centre=False, link="logit", fixed_scale=False, n_members=1,
+                 seeds=None):
         super().__init__()
         if link not in _LINKS:
             raise ValueError(f"link must be one of {_LINKS}, got {link!r}")
+        seeds = list(range(n_members)) if seeds is None else [int(s) for s in seeds]
+        if len(seeds) != n_members:
+            raise ValueError(f"need {n_members} seeds, got {len(seeds)}")
         self.link = link
         self.centre = bool(centre)
         self.fixed_scale = bool(fixed_scale) or link == "logit"
-        self.body = nn.Sequential(
-            nn.Linear(n_features, hidden), nn.Tanh(),
-            nn.Linear(hidden, hidden), nn.Tanh(),
-            nn.Linear(hidden, 1),
-        )
-        self.log_sigma = None if self.fixed_scale else nn.Parameter(torch.zeros(()))
+        self.n_members = n_members
+        sizes = [(n_features, hidden), (hidden, hidden), (hidden, 1)]
+        ws = [[] for _ in sizes]
+        bs = [[] for _ in sizes]
+        with torch.random.fork_rng(devices=[]):
+            for seed in seeds:
+                torch.manual_seed(seed)
+                for k, (a, b) in enumerate(sizes):
+                    lin = nn.Linear(a, b)
+                    ws[k].append(lin.weight.detach().T.clone())
+                    bs[k].append(lin.bias.detach().clone())
+        self.weights = nn.ParameterList([nn.Parameter(torch.stack(w)) for w in ws])
+        self.biases = nn.ParameterList([nn.Parameter(torch.stack(b)[:, None, :]) for b in bs])
+        self.log_sigma = None if self.fixed_scale else nn.Parameter(torch.zeros(n_members))
 
     def forward(self, X):
-        out = self.body(X).squeeze(-1)
+        """Outputs on the items ``X`` (n_items, n_features): shape (n_members, n_items)."""
+        h = X.expand(self.n_members, *X.shape)
+        for k, (w, b) in enumerate(zip(self.weights, self.biases)):
+            h = torch.baddbmm(b, h, w)
+            if k < len(self.weights) - 1:
+                h = torch.tanh(h)
+        out = h.squeeze(-1)
         if self.centre:
-            out = out - out.mean()
+            out = out - out.mean(dim=1, keepdim=True)
         return out
 
     def sigma(self):
-        """The comparison scale σ (1 when fixed)."""
-        return torch.ones(()) if self.log_sigma is None else self.log_sigma.exp()
+        """The comparison scale σ per member (1 when fixed), shape (n_members,)."""
+        if self.log_sigma is None:
+            return torch.ones(self.n_members, dtype=self.weights[0].dtype)
+        return self.log_sigma.exp()
 
 
 def _nll(net, X, first, second, y):
+    """Mean negative log-likelihood per member, (n_members,), and the outputs (n_members, n_items)."""
     out = net(X)
-    d = out[first] - out[second]
+    d = torch.gather(out, 1, first) - torch.gather(out, 1, second)
     if net.link == "logit":
-        return nn.functional.binary_cross_entropy_with_logits(d, y), out
-    z = d / net.sigma()
-    return -(y * torch.special.log_ndtr(z) + (1 - y) * torch.special.log_ndtr(-z)).mean(), out
+        nll = nn.functional.binary_cross_entropy_with_logits(d, y, reduction="none").mean(dim=1)
+        return nll, out
+    z = d / net.sigma()[:, None]
+    return -(y * torch.special.log_ndtr(z) + (1 - y) * torch.special.log_ndtr(-z)).mean(dim=1), out
 
 
 @dataclass
@@ -136,7 +166,56 @@ class MemberFit:
     sigma: float
     nll: float
     history: dict = field(default_factory=dict)  # step, nll, offset, scale, sigma (arrays)
-    net: object = None
+
+
+def _train(features, first, second, y, seeds, *, link="logit", centre=False, fixed_scale=False, l2=0.0,
+           hidden=16, steps=1500, lr=0.02, record_every=25, bootstrap=False):
+    X = torch.as_tensor(np.asarray(features, float), dtype=torch.float64)
+    first = np.asarray(first, int)
+    second = np.asarray(second, int)
+    y = np.asarray(y, float)
+    if not (first.shape == second.shape == y.shape) or first.ndim != 1:
+        raise ValueError(f"first, second and y must be 1-d of equal length; got shapes {first.shape}, "
+                         f"{second.shape}, {y.shape}")
+    if X.ndim != 2 or max(first.max(), second.max()) >= X.shape[0] or min(first.min(), second.min()) < 0:
+        raise ValueError("features must be (n_items, n_features) and cover every compared item")
+    if not np.all((y == 0) | (y == 1)):
+        raise ValueError("y must hold 0/1 outcomes (1: the first item of the comparison won)")
+    if l2 < 0 or steps < 1 or lr <= 0:
+        raise ValueError("need l2 >= 0, steps >= 1 and lr > 0")
+    M = len(seeds)
+    rngs = [np.random.default_rng(s) for s in seeds]
+    idx = np.stack([r.integers(0, y.size, y.size) if bootstrap else np.arange(y.size) for r in rngs])
+    init = [int(r.integers(0, 2**31 - 1)) for r in rngs]
+    net = RateNet(X.shape[1], hidden=hidden, centre=centre, link=link, fixed_scale=fixed_scale,
+                  n_members=M, seeds=init).double()
+    f_t = torch.as_tensor(first[idx])
+    s_t = torch.as_tensor(second[idx])
+    y_t = torch.as_tensor(y[idx], dtype=torch.float64)
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    hist = {k: [] for k in ("step", "nll", "offset", "scale", "sigma")}
+    for step in range(steps + 1):
+        opt.zero_grad()
+        nll, out = _nll(net, X, f_t, s_t, y_t)
+        loss = nll + l2 * (out**2).mean(dim=1) if l2 else nll
+        if step % record_every == 0 or step == steps:
+            o = out.detach().numpy()
+            hist["step"].append(np.full(M, step))
+            hist["nll"].append(nll.detach().numpy().copy())
+            hist["offset"].append(o.mean(axis=1))
+            hist["scale"].append(o.std(axis=1))
+            hist["sigma"].append(net.sigma().detach().numpy().copy())
+        if step == steps:
+            break
+        loss.sum().backward()  # members are independent: sum of losses, elementwise Adam
+        opt.step()
+    with torch.no_grad():
+        nll, out = _nll(net, X, f_t, s_t, y_t)
+        sig = net.sigma().numpy().copy()
+    hist = {k: np.stack(v, axis=1) for k, v in hist.items()}  # (M, n_records)
+    members = [MemberFit(out[m].numpy().copy(), float(sig[m]), float(nll[m]),
+                         {k: v[m] for k, v in hist.items()}) for m in range(M)]
+    return members, net
 
 
 def fit_member(features, first, second, y, *, link="logit", centre=False, fixed_scale=False, l2=0.0,
@@ -160,7 +239,8 @@ def fit_member(features, first, second, y, *, link="logit", centre=False, fixed_
     record_every : int
         History resolution (steps).
     random_seed : int, optional
-        Seeds the initial weights and the bootstrap resample.
+        Seeds the initial weights and the bootstrap resample. Member ``k`` of :func:`train_ensemble`
+        is ``fit_member(..., random_seed=ens.settings["member_seeds"][k])``.
     bootstrap : bool
         Train on a resample (with replacement) of the comparisons — the bagged ensemble, whose
         spread estimates sampling variability.
@@ -169,47 +249,14 @@ def fit_member(features, first, second, y, *, link="logit", centre=False, fixed_
     -------
     MemberFit
     """
-    X = torch.as_tensor(np.asarray(features, float), dtype=torch.float64)
-    first = np.asarray(first, int)
-    second = np.asarray(second, int)
-    y = np.asarray(y, float)
-    if not (first.shape == second.shape == y.shape):
-        raise ValueError(f"first, second and y must have the same shape; got {first.shape}, "
-                         f"{second.shape}, {y.shape}")
-    if X.ndim != 2 or max(first.max(), second.max()) >= X.shape[0]:
-        raise ValueError("features must be (n_items, n_features) and cover every compared item")
-    rng = np.random.default_rng(random_seed)
-    if bootstrap:
-        ix = rng.integers(0, y.size, y.size)
-        first, second, y = first[ix], second[ix], y[ix]
-    gen_seed = int(rng.integers(0, 2**31 - 1))
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(gen_seed)
-        net = RateNet(X.shape[1], hidden=hidden, centre=centre, link=link, fixed_scale=fixed_scale).double()
-    f_t = torch.as_tensor(first)
-    s_t = torch.as_tensor(second)
-    y_t = torch.as_tensor(y, dtype=torch.float64)
-    opt = torch.optim.Adam(net.parameters(), lr=lr)
-    hist = {k: [] for k in ("step", "nll", "offset", "scale", "sigma")}
-    for step in range(steps + 1):
-        opt.zero_grad()
-        nll, out = _nll(net, X, f_t, s_t, y_t)
-        loss = nll + l2 * (out**2).mean() if l2 else nll
-        if step % record_every == 0 or step == steps:
-            o = out.detach().numpy()
-            hist["step"].append(step)
-            hist["nll"].append(float(nll.detach()))
-            hist["offset"].append(float(o.mean()))
-            hist["scale"].append(float(o.std()))
-            hist["sigma"].append(float(net.sigma()))
-        if step == steps:
-            break
-        loss.backward()
-        opt.step()
-    with torch.no_grad():
-        nll, out = _nll(net, X, f_t, s_t, y_t)
-    return MemberFit(out.numpy().copy(), float(net.sigma()), float(nll),
-                     {k: np.asarray(v) for k, v in hist.items()}, net)
+    if isinstance(random_seed, (int, np.integer)) and random_seed >= 0:
+        seed = int(random_seed)
+    else:
+        seed = int(np.random.SeedSequence(random_seed).generate_state(1)[0])
+    members, _ = _train(features, first, second, y, [seed], link=link, centre=centre,
+                        fixed_scale=fixed_scale, l2=l2, hidden=hidden, steps=steps, lr=lr,
+                        record_every=record_every, bootstrap=bootstrap)
+    return members[0]
 
 
 @dataclass
@@ -287,8 +334,11 @@ class EnsembleFit:
 
 
 def train_ensemble(features, first, second, y, n_members=8, random_seed=None, bootstrap=False,
-                   progress=False, **member_kwargs) -> EnsembleFit:
-    """Train ``n_members`` networks (seeds spawned from ``random_seed``) with :func:`fit_member`.
+                   **member_kwargs) -> EnsembleFit:
+    """Train ``n_members`` networks (seeds spawned from ``random_seed``), all at once.
+
+    Member ``k`` is exactly what :func:`fit_member` gives with the ``k``-th spawned seed (the
+    members are trained as one batched module; see :class:`RateNet`).
 
     Parameters
     ----------
@@ -298,25 +348,16 @@ def train_ensemble(features, first, second, y, n_members=8, random_seed=None, bo
     random_seed : int, optional
     bootstrap : bool
         Resample the comparisons per member (bagging).
-    progress : bool
-        Print one line per member.
     **member_kwargs
-        Passed to :func:`fit_member` (``link``, ``centre``, ``fixed_scale``, ``l2``, ``steps``, ...).
+        Passed on as for :func:`fit_member` (``link``, ``centre``, ``fixed_scale``, ``l2``, ``steps``...).
     """
     if n_members < 2:
         raise ValueError("an ensemble needs at least two members to measure disagreement")
-    seeds = np.random.SeedSequence(random_seed).spawn(n_members)
-    members = []
-    for k, ss in enumerate(seeds):
-        m = fit_member(features, first, second, y, random_seed=int(ss.generate_state(1)[0]),
-                       bootstrap=bootstrap, **member_kwargs)
-        members.append(m)
-        if progress:
-            print(f"member {k + 1}/{n_members}: nll {m.nll:.4f}, offset {m.outputs.mean():+.3f}, "
-                  f"sigma {m.sigma:.3g}")
+    seeds = [int(ss.generate_state(1)[0]) for ss in np.random.SeedSequence(random_seed).spawn(n_members)]
+    members, _ = _train(features, first, second, y, seeds, bootstrap=bootstrap, **member_kwargs)
     return EnsembleFit(np.stack([m.outputs for m in members]), np.array([m.sigma for m in members]),
                        members, dict(member_kwargs, n_members=n_members, bootstrap=bootstrap,
-                                     random_seed=random_seed))
+                                     random_seed=random_seed, member_seeds=seeds))
 
 
 def posterior_summary(draws) -> dict:

@@ -256,6 +256,10 @@ def simulate_training_set(spec, n, design=None, priors=None, random_seed=None, b
     if int(n) < 1:
         raise ValueError(f"n must be a positive number of simulations, got {n}")
     tr = ParameterTransform(spec, priors)
+    import inspect
+
+    # simulators that can fail for some parameters (a gait that falls) return NaN instead of raising
+    sim_kw = {"on_fail": "nan"} if "on_fail" in inspect.signature(spec.simulate).parameters else {}
     ss = seed_sequence(random_seed)
     n_batches = int(np.ceil(n / batch_size))
     seeds = [seed_int(s) for s in ss.spawn(2 * n_batches)]
@@ -266,7 +270,7 @@ def simulate_training_set(spec, n, design=None, priors=None, random_seed=None, b
         m = min(batch_size, n - done)
         th = spec.sample_prior(m, priors=priors, random_seed=seeds[2 * b])
         flat, _ = spec.flatten_theta(th)
-        out = spec.simulate(th, design=d, random_seed=seeds[2 * b + 1])
+        out = spec.simulate(th, design=d, random_seed=seeds[2 * b + 1], **sim_kw)
         thetas.append(flat)
         datas.append({k: np.asarray(v, dtype=np.float32) for k, v in out.items()})
         done += m
