@@ -1,0 +1,35 @@
+"""The example notebooks and scripts run end to end at tiny sizes."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def run_notebook(path: Path, tmp_path: Path, env: dict, timeout: int = 600):
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    nb = nbformat.read(path, as_version=4)
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        nbclient.NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                                resources={"metadata": {"path": str(tmp_path)}}).execute()
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return nb
+
+
+def test_quickstart_notebook(tmp_path):
+    nb = run_notebook(EXAMPLES / "quickstart.ipynb", tmp_path, {"BAYESID_EXAMPLE_DRAWS": "300"})
+    text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+    assert "a·b" in text and "a + b" in text
+    assert (tmp_path / "quickstart-report.html").exists()
