@@ -7,7 +7,7 @@ __version__ = "0.1.0"
 from . import models  # noqa: E402
 from .fit import fit  # noqa: E402
 
-__all__ = ["models", "fit", "diagnose", "diagnostics", "__version__"]
+__all__ = ["models", "fit", "diagnose", "diagnostics", "designs", "report", "__version__"]
 
 
 def __getattr__(name):  # lazy: keep `import bayesid` light
@@ -19,8 +19,8 @@ def __getattr__(name):  # lazy: keep `import bayesid` light
         import importlib
 
         return importlib.import_module(".diagnostics", __name__)
-    if name == "report":
+    if name in ("report", "designs", "workflow"):
         import importlib
 
-        return importlib.import_module(".report", __name__)
+        return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'bayesid' has no attribute {name!r}")

@@ -1,4 +1,5 @@
-"""Command line: ``bayesid models``, ``bayesid report MODEL [--design D] -o report.html``."""
+"""Command line: ``bayesid models``, ``bayesid report MODEL [--design D] -o report.html``,
+``bayesid designs MODEL [--design D ...] [-o designs.html]``."""
 
 from __future__ import annotations
 
@@ -43,6 +44,19 @@ def _cmd_report(args):
     return 0
 
 
+def _cmd_designs(args):
+    from . import designs, report
+
+    dc = designs.compare(args.model, designs=args.design or None, n_prior=args.n_prior, random_seed=args.seed)
+    print(dc)
+    print()
+    print(dc.verdicts().to_string())
+    if args.output:
+        report.write(dc, args.output, title=f"bayesid designs: {dc.model}")
+        print(f"\nwrote {args.output}")
+    return 0
+
+
 def main(argv=None) -> int:
     """Entry point of the ``bayesid`` console script."""
     p = argparse.ArgumentParser(prog="bayesid", description="Which parameters can your data determine?")
@@ -57,11 +71,17 @@ def main(argv=None) -> int:
     r.add_argument("--chains", type=int, default=4)
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--no-fisher", action="store_true", help="skip the model-based Fisher analysis")
+    d = sub.add_parser("designs", help="rank a model's designs by expected identifiability (no data needed)")
+    d.add_argument("model")
+    d.add_argument("--design", action="append", help="design to include (repeatable; default: all)")
+    d.add_argument("--n-prior", type=int, default=64, help="prior draws averaged over")
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("-o", "--output", default=None, help="HTML file to write")
     args = p.parse_args(argv)
     from .models import UnknownModelError
 
     try:
-        return {"models": _cmd_models, "report": _cmd_report}[args.cmd](args)
+        return {"models": _cmd_models, "report": _cmd_report, "designs": _cmd_designs}[args.cmd](args)
     except (UnknownModelError, KeyError, ValueError, TypeError) as err:
         print(f"bayesid: error: {err}", file=sys.stderr)
         return 2

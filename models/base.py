@@ -23,6 +23,15 @@ from .priors import Prior
 __all__ = ["Parameter", "Design", "KnownAnswer", "ModelSpec", "BadDataError", "UnknownDesignError"]
 
 
+def as_seed_sequence(random_seed) -> np.random.SeedSequence:
+    """Accept an int, None, a SeedSequence or a Generator as ``random_seed``."""
+    if isinstance(random_seed, np.random.SeedSequence):
+        return random_seed
+    if isinstance(random_seed, np.random.Generator):
+        return np.random.SeedSequence(int(random_seed.integers(2**63)))
+    return np.random.SeedSequence(random_seed)
+
+
 class BadDataError(ValueError):
     """Data handed to a model do not match what its design produces."""
 
@@ -174,7 +183,7 @@ class ModelSpec:
     def sample_prior(self, n, priors=None, random_seed=None) -> dict[str, np.ndarray]:
         """``n`` parameter sets from the prior, each array of shape ``(n, *param.shape)``."""
         pri = self.priors(priors)
-        seeds = np.random.SeedSequence(random_seed).spawn(len(self.parameters))
+        seeds = as_seed_sequence(random_seed).spawn(len(self.parameters))
         return {p.name: pri[p.name].sample((n, *p.shape), random_seed=s)
                 for p, s in zip(self.parameters, seeds)}
 
