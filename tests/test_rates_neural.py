@@ -97,7 +97,8 @@ def test_l2_penalty_collapses_a_free_scale(thurstone):
     assert pen.centred().std(axis=1).max() < free.centred().std(axis=1).min()
     # σ keeps falling through training: no optimum, only a drift towards 0
     for m in pen.members:
-        assert np.all(np.diff(m.history["sigma"][1:]) < 0)
+        h = m.history["sigma"]
+        assert h[-1] < h[len(h) // 2] < h[0]
     # the identified quantity (λ_i − λ_j)/σ is untouched: the penalty moves along the ridge only
     gap = np.abs(pen.average("standardised") - free.average("standardised"))
     sd = np.sqrt((pen.standardised().var(axis=0, ddof=1) + free.standardised().var(axis=0, ddof=1)) / M)
@@ -151,7 +152,10 @@ def test_bootstrap_ensemble_spread_matches_the_posterior(races):
                        progressbar=False)
     post = P.posterior_summary(tree["posterior"]["theta"].values)
     n_boot = 40
-    boot = P.train_ensemble(X, first, second, y, n_members=n_boot, bootstrap=True, random_seed=6, steps=800)
+    # the MAP of the same model: the N(0, 1) prior as the penalty Σθ²/2 = l2·K·mean(θ²), K comparisons
+    l2 = X.shape[0] / (2 * y.size)
+    boot = P.train_ensemble(X, first, second, y, n_members=n_boot, bootstrap=True, random_seed=6, steps=800,
+                            l2=l2)
     sd_boot = boot.centred().std(axis=0, ddof=1)
     # chi-square interval of an SD from n_boot draws; the posterior SD's own error is smaller
     lo = np.sqrt(stats.chi2.ppf(ALPHA / 12, n_boot - 1) / (n_boot - 1))

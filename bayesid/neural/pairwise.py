@@ -168,6 +168,17 @@ class MemberFit:
     history: dict = field(default_factory=dict)  # step, nll, offset, scale, sigma (arrays)
 
 
+def _resample(first, second, rng):
+    """Bootstrap indices resampled within each compared pair (the design fixes how often each pair
+    is compared, so the resample keeps those counts)."""
+    keys = np.minimum(first, second) * (max(first.max(), second.max()) + 1) + np.maximum(first, second)
+    idx = np.empty(first.size, int)
+    for k in np.unique(keys):
+        where = np.flatnonzero(keys == k)
+        idx[where] = rng.choice(where, where.size, replace=True)
+    return idx
+
+
 def _train(features, first, second, y, seeds, *, link="logit", centre=False, fixed_scale=False, l2=0.0,
            hidden=16, steps=1500, lr=0.02, record_every=25, bootstrap=False):
     X = torch.as_tensor(np.asarray(features, float), dtype=torch.float64)
@@ -185,7 +196,7 @@ def _train(features, first, second, y, seeds, *, link="logit", centre=False, fix
         raise ValueError("need l2 >= 0, steps >= 1 and lr > 0")
     M = len(seeds)
     rngs = [np.random.default_rng(s) for s in seeds]
-    idx = np.stack([r.integers(0, y.size, y.size) if bootstrap else np.arange(y.size) for r in rngs])
+    idx = np.stack([_resample(first, second, r) if bootstrap else np.arange(y.size) for r in rngs])
     init = [int(r.integers(0, 2**31 - 1)) for r in rngs]
     net = RateNet(X.shape[1], hidden=hidden, centre=centre, link=link, fixed_scale=fixed_scale,
                   n_members=M, seeds=init).double()
@@ -242,8 +253,9 @@ def fit_member(features, first, second, y, *, link="logit", centre=False, fixed_
         Seeds the initial weights and the bootstrap resample. Member ``k`` of :func:`train_ensemble`
         is ``fit_member(..., random_seed=ens.settings["member_seeds"][k])``.
     bootstrap : bool
-        Train on a resample (with replacement) of the comparisons — the bagged ensemble, whose
-        spread estimates sampling variability.
+        Train on a resample (with replacement) of the comparisons, stratified by pair so that each
+        pair keeps its number of comparisons — the bagged ensemble, whose spread estimates sampling
+        variability.
 
     Returns
     -------
