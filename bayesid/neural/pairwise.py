@@ -194,6 +194,17 @@ def _train(features, first, second, y, seeds, *, link="logit", centre=False, fix
         raise ValueError("y must hold 0/1 outcomes (1: the first item of the comparison won)")
     if l2 < 0 or steps < 1 or lr <= 0:
         raise ValueError("need l2 >= 0, steps >= 1 and lr > 0")
+    n_threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny networks: threads only add overhead (restored below)
+    try:
+        return _train_loop(X, first, second, y, seeds, link, centre, fixed_scale, l2, hidden, steps, lr,
+                           record_every, bootstrap)
+    finally:
+        torch.set_num_threads(n_threads)
+
+
+def _train_loop(X, first, second, y, seeds, link, centre, fixed_scale, l2, hidden, steps, lr, record_every,
+                bootstrap):
     M = len(seeds)
     rngs = [np.random.default_rng(s) for s in seeds]
     idx = np.stack([_resample(first, second, r) if bootstrap else np.arange(y.size) for r in rngs])
