@@ -26,7 +26,7 @@ demo: setup
 	$(VENV)/bin/bayesid report toy.additive -o $(OUT)/report.html
 
 test: setup
-	$(PY) -m pytest -q -m "not slow" tests
+	$(PY) -m pytest -q -m "not slow or slice" tests
 
 test-all: setup
 	$(PY) -m pytest -q tests
