@@ -36,8 +36,11 @@ import pandas as pd
 
 __all__ = ["compare", "NeuralComparison", "ReferenceDirections", "reference_from_known_answer"]
 
-RECOVERED_RATIO = 0.1  # error ratio below this: "recovered" (contraction > 0.9, the usual 'identified' cut)
-PRIOR_RATIO = 0.5  # error ratio above this: "regresses to the prior"
+# Neural verdicts use the diagnosis' cut-offs on the posterior/prior variance ratio, so that "recovered"
+# and "identified" mean the same thing (bayesid.diagnostics.verdicts.Thresholds: identified when the
+# ratio is at most 1 - identified = 0.5, a ridge when it is at least ridge = 0.8).
+RECOVERED_RATIO = 0.5  # error ratio at most this: "recovered"
+PRIOR_RATIO = 0.8  # error ratio at least this: "regresses to the prior"
 
 
 # ---------------------------------------------------------------------------- reference directions
@@ -200,9 +203,9 @@ def _fig_to_b64(fig) -> str:
 def _neural_verdict(r):
     if not np.isfinite(r):
         return ""
-    if r < RECOVERED_RATIO:
+    if r <= RECOVERED_RATIO:
         return "recovered"
-    if r > PRIOR_RATIO:
+    if r >= PRIOR_RATIO:
         return "regresses to the prior"
     return "partly recovered"
 
@@ -252,7 +255,8 @@ class NeuralComparison:
     def summary(self) -> str:
         """Plain-language summary: converged vs identified, direction by direction."""
         lines = [f"{self.estimator} on {self.model} / {self.design}, {self.n_test} held-out datasets: "
-                 f"training {'converged' if self.converged else 'did NOT converge'} (validation loss flat)."]
+                 + ("training converged (validation loss flat)." if self.converged
+                  else "training has NOT converged (validation loss still falling).")]
         for _, r in self.directions.iterrows():
             lines.append(f"  direction {r['label']!s} (MCMC: {r['mcmc_verdict']}): error variance = "
                          f"{r['error_ratio']:.2f} × prior [{r['ratio_lower']:.2f}, {r['ratio_upper']:.2f}] → "

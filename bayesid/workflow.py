@@ -56,6 +56,6 @@ def diagnose_model(name, design=None, priors=None, truth=None, draws: int = 1000
                random_seed=int(seeds[1].generate_state(1)[0]), cache=cache, progressbar=progressbar,
                **fit_kwargs)
     diag = diagnose(tree, model=model if fisher else None, truth=truth, random_seed=random_seed,
-                    title=f"{spec.name} — design {d.name}")
+                    title=f"{spec.name} — design {d.name}", progressbar=progressbar)
     diag.spec, diag.design = spec, d
     return diag, tree, model

@@ -238,7 +238,8 @@ def _make_direction(j, ds, names, trmap, th, source="draws", vectors=None, ratio
 
 
 def diagnose(tree, model=None, truth=None, var_names=None, fisher="auto", thresholds: Thresholds | None = None,
-             transforms="auto", fisher_draws: int = 64, random_seed=0, title: str = "") -> Diagnosis:
+             transforms="auto", fisher_draws: int = 64, random_seed=0, title: str = "",
+             progressbar: bool = False) -> Diagnosis:
     """Which parameters, directions and combinations do the data identify?
 
     Parameters
@@ -264,6 +265,8 @@ def diagnose(tree, model=None, truth=None, var_names=None, fisher="auto", thresh
     random_seed : int
         Seed for the Fisher subsample and replicate data.
     title : str
+    progressbar : bool
+        Show progress of the Fisher analysis.
 
     Returns
     -------
@@ -339,7 +342,7 @@ def diagnose(tree, model=None, truth=None, var_names=None, fisher="auto", thresh
 
         t1 = time.perf_counter()
         fr = fisher_information(model, tree, white, dr.unconstrained_names, n_draws=fisher_draws,
-                                random_seed=random_seed)
+                                random_seed=random_seed, progressbar=progressbar)
         timings["fisher"] = time.perf_counter() - t1
         diag.fisher = fr
         from .ridges import DirectionSet, _normalise_columns

@@ -100,7 +100,7 @@ def _score_function(model):
 
 
 def fisher_information(model, tree, white, names, n_draws: int = 64, n_replicates: int | None = None,
-                       lambda_tol: float = 0.25, random_seed=None) -> FisherResult:
+                       lambda_tol: float = 0.25, random_seed=None, progressbar: bool = False) -> FisherResult:
     """Monte Carlo expected Fisher information of the likelihood over posterior draws.
 
     Parameters
@@ -123,6 +123,8 @@ def fisher_information(model, tree, white, names, n_draws: int = 64, n_replicate
         Whitened information below which a direction counts as uninformed: ``1/(1+0.25) = 0.8``, the
         same posterior/prior variance ratio as the draw-based ridge threshold.
     random_seed : int, optional
+    progressbar : bool
+        Show progress over the posterior draws.
     """
     import time
 
@@ -157,7 +159,13 @@ def fisher_information(model, tree, white, names, n_draws: int = 64, n_replicate
     L = white.chol
     local = np.empty((len(idx), d, d))
     t0 = time.perf_counter()
-    for s in range(len(idx)):
+    steps = range(len(idx))
+    if progressbar:
+        from rich.progress import track
+
+        steps = track(steps, description=f"Fisher information ({len(idx)} draws x {k} replicates)",
+                      transient=True)
+    for s in steps:
         acc = np.zeros((d, d))
         for r in range(k):
             ys = [ppd[o.name].values[0, s * k + r] for o in obs]
