@@ -63,6 +63,8 @@ def add_unconstrained_groups(tree: xr.DataTree, model) -> xr.DataTree:
         for p in params:
             val = u[p.value_name]
             dims = list(ds[p.name].dims)
+            if val.shape != ds[p.name].shape:  # dimension-changing transform (e.g. zero-sum: n -> n-1)
+                dims = dims[:2] + [f"{p.value_name}_dim_{i}" for i in range(val.ndim - 2)]
             coords = {d: ds[p.name][d].values for d in dims if d in ds[p.name].coords}
             out[p.value_name] = xr.DataArray(val, dims=dims, coords=coords)
         out.attrs["sample_dims"] = ["chain", "draw"]

@@ -319,9 +319,12 @@ def diagnose(tree, model=None, truth=None, var_names=None, fisher="auto", thresh
     if tv is not None:
         table["truth"] = tv
         table["z"] = zscore(q, tv)
-    if psense is not None:
+    if psense is not None and len(psense) == dr.d:
         table["psense_prior"] = psense["prior"].values
         table["psense_likelihood"] = psense["likelihood"].values
+    elif psense is not None:
+        note = ("psense rows are natural-scale components, which do not map one-to-one onto the "
+                "diagnosed (unconstrained, dimension-reduced) coordinates; see diag.psense")
     table["rhat"] = [conv.rhat[n] for n in dr.names]
     table["ess_bulk"] = ess
     table["ess_tail"] = [conv.ess_tail[n] for n in dr.names]

@@ -188,10 +188,13 @@ def extract_draws(tree: xr.DataTree, var_names=None, transforms="auto") -> Param
             up, _ = _stack(uprior, uname, _sample_dims(uprior))
             up = up.reshape(-1, up.shape[-1])
             if uq.shape[-1] != q.shape[-1]:
-                raise BadDrawsError(f"{v!r}: unconstrained and natural draws differ in size "
-                                    f"({uq.shape[-1]} vs {q.shape[-1]}); the transform changes the "
-                                    "dimension (simplex, zero-sum...), which bayesid handles in "
-                                    "unconstrained coordinates only: pass var_names without it.")
+                # A dimension-changing transform (zero-sum, simplex): the free coordinates are the
+                # unconstrained ones, so the variable is diagnosed in those (rows named after them).
+                q, p = uq, up
+                labels = [(i,) for i in range(uq.shape[-1])]
+                v_rows = uname
+            else:
+                v_rows = v
         else:
             if isinstance(transforms, dict):
                 tr = transforms.get(v)
@@ -204,8 +207,9 @@ def extract_draws(tree: xr.DataTree, var_names=None, transforms="auto") -> Param
                                  "hand-built tree")
             uname = f"{v}_log__" if tr == "log" else v
             uq, up = (np.log(q), np.log(p)) if tr == "log" else (q, p)
+            v_rows = v
         for k, ix in enumerate(labels):
-            n = _component_name(v, ix)
+            n = _component_name(v_rows, ix)
             names.append(n)
             unames.append(_component_name(uname, ix))
             trs.append(tr)

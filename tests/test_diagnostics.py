@@ -240,3 +240,18 @@ def test_prior_design_changes_the_answer():
     assert diag.verdicts["a"] == "identified"
     assert diag.verdicts["b"] == "not identified"  # the data add nothing to its (tight) prior
     assert len(diag.ridges) == 1
+
+
+def test_dimension_changing_transform_zero_sum():
+    """ZeroSumNormal samples n − 1 free coordinates; they are diagnosed in those coordinates.
+    Known answer: with 20 precise observations of every item all contrasts are identified — no ridge
+    (the constraint removed the shift)."""
+    rng = np.random.default_rng(0)
+    with pm.Model() as m:
+        th = pm.ZeroSumNormal("theta", sigma=1.0, shape=(4,))
+        pm.Normal("y", th, 0.1, observed=rng.normal([1, -1, 0.5, -0.5], 0.1, size=(20, 4)))
+    tree = bayesid.fit(m, draws=500, tune=500, chains=4, random_seed=1, progressbar=False)
+    diag = bayesid.diagnose(tree, model=m)
+    assert list(diag.table.index) == [f"theta_zerosum__[{i}]" for i in range(3)]
+    assert diag.ridges == [] and set(diag.verdicts.values()) == {"identified"}
+    assert "do not map one-to-one" in diag.psense_note
