@@ -1,0 +1,176 @@
+"""bayesid.neural: training on simulations, save/load, calibration checks (known answers and negative
+controls). Statistical tolerances come from the number of test datasets, never from hand tuning."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("zuko")
+
+from bayesid.neural import (NPE, Ensemble, PointEstimator, c2st, calibrate, load,  # noqa: E402
+                            sbc, simulate_training_set)
+from bayesid.neural.calibration import rank_uniformity, sbc_ranks  # noqa: E402
+from bayesid.neural.simulation import ParameterTransform  # noqa: E402
+
+pytestmark = pytest.mark.neural
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    torch.set_num_threads(1)
+
+
+def test_import_bayesid_does_not_import_torch():
+    code = "import sys, bayesid, bayesid.models; import bayesid.compare; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_missing_torch_gives_clear_error():
+    code = ("import sys\n"
+            "class Block:\n"
+            "    def find_spec(self, name, path=None, target=None):\n"
+            "        if name.split('.')[0] in ('torch', 'zuko'):\n"
+            "            raise ImportError('No module named ' + repr(name))\n"
+            "sys.meta_path.insert(0, Block())\n"
+            "try:\n    import bayesid.neural\nexcept ImportError as e:\n    print(e)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "bayesid[neural]" in out.stdout
+
+
+def test_transform_round_trip_and_names():
+    from bayesid import models
+
+    tr = ParameterTransform(models.get("toy.identified"))
+    assert tr.unconstrained_names == ["alpha", "beta", "sigma_log__"]
+    x = np.array([[0.3, -1.0, 0.5], [1.0, 2.0, 3.0]])
+    u = tr.forward(x)
+    np.testing.assert_allclose(u[:, 2], np.log(x[:, 2]))
+    np.testing.assert_allclose(tr.inverse(u), x)
+    np.testing.assert_array_equal(tr.reorder_from(["sigma_log__", "alpha", "beta"]), [2, 0, 1])
+    with pytest.raises(KeyError, match="do not match"):
+        tr.reorder_from(["alpha", "beta", "sigma"])
+
+
+def test_simulate_training_set_is_reproducible():
+    a = simulate_training_set("toy.product", 300, random_seed=4)
+    b = simulate_training_set("toy.product", 300, random_seed=4)
+    np.testing.assert_array_equal(a.theta, b.theta)
+    np.testing.assert_array_equal(a.data["y"], b.data["y"])
+    np.testing.assert_allclose(a.theta_unc, np.log(a.theta))
+    assert a.x.shape == (300, 1, 50)  # a sequence: (n, channels, T)
+    with pytest.raises(ValueError, match="positive"):
+        simulate_training_set("toy.product", 0)
+
+
+def test_untrained_estimator_errors_clearly():
+    with pytest.raises(RuntimeError, match="not trained"):
+        PointEstimator().predict({"y": np.zeros(50)})
+    with pytest.raises(ValueError, match="n_simulations"):
+        PointEstimator().fit("toy.additive")
+
+
+def test_point_estimator_save_load_and_seed(tmp_path):
+    ts = simulate_training_set("toy.additive", 2000, random_seed=0)
+    e1 = PointEstimator(epochs=3, width=16, random_seed=7).fit(ts)
+    e2 = PointEstimator(epochs=3, width=16, random_seed=7).fit(ts)
+    test = simulate_training_set("toy.additive", 20, random_seed=1)
+    np.testing.assert_allclose(e1.predict_unconstrained(test), e2.predict_unconstrained(test), rtol=1e-5)
+    path = e1.save(tmp_path / "est.pt")
+    e3 = load(path)
+    np.testing.assert_allclose(e1.predict_unconstrained(test), e3.predict_unconstrained(test), rtol=1e-6)
+    assert set(e1.predict(test)) == {"a", "b"}
+    assert len(e1.history["val_loss"]) == 3
+    # a single dataset (no batch dimension) is accepted
+    assert e1.predict_unconstrained({"y": test.data["y"][0]}).shape == (1, 2)
+
+
+def test_ensemble_and_npe_save_load(tmp_path):
+    ts = simulate_training_set("toy.weak", 1000, design="many", random_seed=0)
+    ens = Ensemble(NPE(epochs=2, width=16, transforms=1), n_members=2, random_seed=3).fit(ts)
+    test = simulate_training_set("toy.weak", 5, design="many", random_seed=1)
+    s = ens.sample(test, 10, random_seed=0)
+    assert s.shape == (5, 10, 1)
+    ens2 = load(ens.save(tmp_path / "ens.pt"))
+    np.testing.assert_allclose(ens.member_predictions(test).shape, (2, 5, 1))
+    np.testing.assert_allclose(ens2.sample(test, 10, random_seed=0), s, rtol=1e-5)
+
+
+def test_summary_networks_for_iid_and_sequences():
+    ts = simulate_training_set("toy.scale", 2000, random_seed=0)
+    est = PointEstimator(summary="iid", epochs=2, width=16, random_seed=0).fit(ts)
+    assert est.meta["summary_kind"] == "iid"
+    est = PointEstimator(summary="conv1d", epochs=1, width=16, random_seed=0).fit(ts)
+    assert est.meta["summary_kind"] == "conv1d"
+    assert est.predict_unconstrained(ts.subset(np.arange(4))).shape == (4, 2)
+    with pytest.raises(ValueError, match="summary must be"):
+        PointEstimator(summary="transformer", epochs=1).fit(ts)
+
+
+# ------------------------------------------------------------------ calibration tests: known answers
+def test_rank_uniformity_known_answer():
+    """Exactly uniform ranks pass; ranks of an overconfident posterior are rejected."""
+    rng = np.random.default_rng(0)
+    n, L = 400, 99
+    theta = rng.standard_normal((n, 1))
+    good = rng.standard_normal((n, L, 1))  # posterior = prior: calibrated
+    bad = 0.5 * rng.standard_normal((n, L, 1))  # too narrow
+    _, p_good, _ = rank_uniformity(sbc_ranks(theta, good), L)
+    _, p_bad, _ = rank_uniformity(sbc_ranks(theta, bad), L)
+    assert p_good[0] > 0.01
+    assert p_bad[0] < 1e-6
+
+
+def test_c2st_known_answers():
+    """Same distribution: accuracy not significantly above 1/2; shifted by one sd: detected."""
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((600, 2))
+    same = c2st(x, rng.standard_normal((600, 2)), random_seed=0, epochs=100)
+    diff = c2st(x, rng.standard_normal((600, 2)) + [1.0, 0.0], random_seed=0, epochs=100)
+    assert same.pvalue > 0.01
+    assert diff.pvalue < 1e-6 and diff.accuracy > 0.6
+
+
+def test_npe_calibrated_on_identified_toy_and_undertrained_flagged():
+    """SBC (chi-square on binned ranks, family-wise alpha = 0.01) and coverage accept a trained NPE on
+    toy.identified and flag a deliberately under-trained one (1 epoch on 500 simulations)."""
+    ts = simulate_training_set("toy.identified", 10000, random_seed=0)
+    good = NPE(epochs=20, lr=3e-3, random_seed=0).fit(ts)
+    rep = calibrate(good, "toy.identified", n_datasets=300, random_seed=3, alpha=0.01)
+    assert not rep.flagged, rep.reasons
+    bad = NPE(epochs=1, lr=1e-3, random_seed=0).fit(ts.subset(np.arange(500)))
+    rep_bad = calibrate(bad, "toy.identified", n_datasets=300, random_seed=3, alpha=0.01)
+    assert rep_bad.flagged
+    assert not rep_bad.sbc.calibrated
+
+
+def test_npe_matches_exact_posterior_by_c2st():
+    """toy.weak / few is conjugate: the exact posterior is N(m, 2/3 · prior var). C2ST cannot tell a
+    trained NPE from it; it detects an under-trained one."""
+    from bayesid import models
+
+    spec = models.get("toy.weak")
+    ts = simulate_training_set(spec, 8000, design="few", random_seed=0)
+    data = spec.simulate({"mu": 0.5}, design="few", random_seed=5)
+    d = spec.design("few")
+    prec = 1.0 + d["n_obs"] / d["sigma"] ** 2
+    mean = (data["y"].sum() / d["sigma"] ** 2) / prec
+    exact = mean + np.random.default_rng(2).standard_normal((1500, 1)) / np.sqrt(prec)
+    good = NPE(epochs=15, lr=3e-3, random_seed=0).fit(ts)
+    bad = NPE(epochs=1, lr=1e-4, random_seed=0).fit(ts.subset(np.arange(300)))
+    r_good = c2st(good.sample(data, 1500, random_seed=1)[0], exact, random_seed=0, epochs=100)
+    r_bad = c2st(bad.sample(data, 1500, random_seed=1)[0], exact, random_seed=0, epochs=100)
+    assert r_good.pvalue > 0.01, r_good
+    assert r_bad.pvalue < 0.01, r_bad
+
+
+def test_sbc_requires_posterior_estimator():
+    ts = simulate_training_set("toy.weak", 500, random_seed=0)
+    est = PointEstimator(epochs=1, width=8).fit(ts)
+    with pytest.raises(TypeError, match="posterior estimator"):
+        sbc(est, "toy.weak", n_datasets=10)
