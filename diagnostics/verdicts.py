@@ -29,7 +29,6 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-import numpy as np
 
 __all__ = ["Thresholds", "direction_verdict", "parameter_verdicts", "VERDICTS"]
 

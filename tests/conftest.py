@@ -14,7 +14,7 @@ os.environ.setdefault("PYTENSOR_FLAGS", "")
 TOYS = ["toy.additive", "toy.product", "toy.scale", "toy.collinear", "toy.identified", "toy.weak"]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def fitted(name, design=None, draws=1000, chains=4, seed=1, truth_key=None):
     """(spec, model, tree, truth) for a registered model, simulated at its true values (cached)."""
     import numpy as np
@@ -31,7 +31,7 @@ def fitted(name, design=None, draws=1000, chains=4, seed=1, truth_key=None):
     return spec, model, tree, truth
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def diagnosed(name, design=None, fisher=True, truth_key=None):
     import bayesid
 
