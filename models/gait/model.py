@@ -63,7 +63,7 @@ _KA_RATIO = KnownAnswer(
 
 
 def _design(name, description, **settings):
-    settings.setdefault("n_sub", 2)
+    settings.setdefault("n_sub", 1)
     settings.setdefault("t_stall", 2.0)
     return Design(name, description, settings)
 
@@ -113,14 +113,14 @@ class BSLIP(ModelSpec):
                   description="leg compression at the first VLO (CoM height L0 − d0)"),
     )
     designs = {
-        "imu_accel": _design("imu_accel", "pelvis accelerometer (specific force, 2 axes), 100 Hz, 5 s",
-                             fs=100.0, duration=5.0, sigma_accel=0.2),
+        "imu_accel": _design("imu_accel", "pelvis accelerometer (specific force, 2 axes), 100 Hz, 5 s, noise sd 0.05 m/s²",
+                             fs=100.0, duration=5.0, sigma_accel=0.05),
         "kinematics": _design("kinematics", "CoM positions from motion capture, 100 Hz, 5 s, 2 mm noise",
                               fs=100.0, duration=5.0, sigma_pos=0.002),
         "imu_grf": _design("imu_grf", "accelerometer plus force-plate GRF (2 axes), 100 Hz, 5 s",
-                           fs=100.0, duration=5.0, sigma_accel=0.2, sigma_grf=10.0),
+                           fs=100.0, duration=5.0, sigma_accel=0.05, sigma_grf=10.0),
         "multi_speed": _design("multi_speed", "accelerometer, three trials at VLO speeds v0·(0.97, 1, 1.03), "
-                               "100 Hz, 3 s each", fs=100.0, duration=3.0, sigma_accel=0.2,
+                               "100 Hz, 3 s each", fs=100.0, duration=3.0, sigma_accel=0.05,
                                speed_ratios=(0.97, 1.0, 1.03)),
     }
     default_design = "imu_accel"

@@ -188,6 +188,94 @@ def _rk4_val(z, feet, nf, kap, L0, h, zn):
     zn[3] = vy + h * ((a1y + 2.0 * a2y + 2.0 * a3y + a4y) / 6.0)
 
 
+@njit(cache=True, fastmath=False, inline="always")
+def _stage_tan(x, y, f0, f1, nf, kap, L0, dzs, dfeet, dkap, dL0, c0, c1, dk):
+    """Acceleration at (x, y) and the tangent of the whole RHS for columns c0..c1-1.
+
+    ``dzs`` (4, ncol) is the stage state's tangent; writes ``dk`` (4, ncol); returns (ax, ay).
+    """
+    ax = 0.0
+    ay = -G
+    for j in range(c0, c1):
+        dk[0, j] = dzs[2, j]
+        dk[1, j] = dzs[3, j]
+        dk[2, j] = 0.0
+        dk[3, j] = 0.0
+    for i in range(nf):
+        rx = x - (f0 if i == 0 else f1)
+        l2 = rx * rx + y * y
+        l = np.sqrt(l2)
+        s = L0 / l - 1.0
+        ks = kap * s
+        ax += ks * rx
+        ay += ks * y
+        c = kap * L0 / (l2 * l)
+        axx = ks - c * rx * rx
+        axy = -c * rx * y
+        ayy = ks - c * y * y
+        bx = s * rx
+        by = s * y
+        ex = kap * rx / l
+        ey = kap * y / l
+        for j in range(c0, c1):
+            drx = dzs[0, j] - dfeet[i, j]
+            dry = dzs[1, j]
+            dk[2, j] += axx * drx + axy * dry + bx * dkap[j] + ex * dL0[j]
+            dk[3, j] += axy * drx + ayy * dry + by * dkap[j] + ey * dL0[j]
+    return ax, ay
+
+
+@njit(cache=True, fastmath=False)
+def _rk4_tan(z, dz, feet, dfeet, nf, kap, L0, dkap, dL0, h, dh, c0, c1, zn, dzn, DK, dzt):
+    """RK4 step with tangents, RHS inlined (same arithmetic as :func:`_rk4`)."""
+    x, y, vx, vy = z[0], z[1], z[2], z[3]
+    f0, f1 = feet[0], feet[1]
+    hh = 0.5 * h
+    d1 = DK[0]
+    d2 = DK[1]
+    d3 = DK[2]
+    d4 = DK[3]
+    a1x, a1y = _stage_tan(x, y, f0, f1, nf, kap, L0, dz, dfeet, dkap, dL0, c0, c1, d1)
+    x2, y2, vx2, vy2 = x + hh * vx, y + hh * vy, vx + hh * a1x, vy + hh * a1y
+    for j in range(c0, c1):
+        hj = 0.5 * dh[j]
+        dzt[0, j] = dz[0, j] + hj * vx + hh * d1[0, j]
+        dzt[1, j] = dz[1, j] + hj * vy + hh * d1[1, j]
+        dzt[2, j] = dz[2, j] + hj * a1x + hh * d1[2, j]
+        dzt[3, j] = dz[3, j] + hj * a1y + hh * d1[3, j]
+    a2x, a2y = _stage_tan(x2, y2, f0, f1, nf, kap, L0, dzt, dfeet, dkap, dL0, c0, c1, d2)
+    x3, y3, vx3, vy3 = x + hh * vx2, y + hh * vy2, vx + hh * a2x, vy + hh * a2y
+    for j in range(c0, c1):
+        hj = 0.5 * dh[j]
+        dzt[0, j] = dz[0, j] + hj * vx2 + hh * d2[0, j]
+        dzt[1, j] = dz[1, j] + hj * vy2 + hh * d2[1, j]
+        dzt[2, j] = dz[2, j] + hj * a2x + hh * d2[2, j]
+        dzt[3, j] = dz[3, j] + hj * a2y + hh * d2[3, j]
+    a3x, a3y = _stage_tan(x3, y3, f0, f1, nf, kap, L0, dzt, dfeet, dkap, dL0, c0, c1, d3)
+    x4, y4, vx4, vy4 = x + h * vx3, y + h * vy3, vx + h * a3x, vy + h * a3y
+    for j in range(c0, c1):
+        hj = dh[j]
+        dzt[0, j] = dz[0, j] + hj * vx3 + h * d3[0, j]
+        dzt[1, j] = dz[1, j] + hj * vy3 + h * d3[1, j]
+        dzt[2, j] = dz[2, j] + hj * a3x + h * d3[2, j]
+        dzt[3, j] = dz[3, j] + hj * a3y + h * d3[3, j]
+    a4x, a4y = _stage_tan(x4, y4, f0, f1, nf, kap, L0, dzt, dfeet, dkap, dL0, c0, c1, d4)
+    i0 = (vx + 2.0 * vx2 + 2.0 * vx3 + vx4) / 6.0
+    i1 = (vy + 2.0 * vy2 + 2.0 * vy3 + vy4) / 6.0
+    i2 = (a1x + 2.0 * a2x + 2.0 * a3x + a4x) / 6.0
+    i3 = (a1y + 2.0 * a2y + 2.0 * a3y + a4y) / 6.0
+    zn[0] = x + h * i0
+    zn[1] = y + h * i1
+    zn[2] = vx + h * i2
+    zn[3] = vy + h * i3
+    for j in range(c0, c1):
+        hj = dh[j]
+        dzn[0, j] = dz[0, j] + hj * i0 + h * ((d1[0, j] + 2.0 * d2[0, j] + 2.0 * d3[0, j] + d4[0, j]) / 6.0)
+        dzn[1, j] = dz[1, j] + hj * i1 + h * ((d1[1, j] + 2.0 * d2[1, j] + 2.0 * d3[1, j] + d4[1, j]) / 6.0)
+        dzn[2, j] = dz[2, j] + hj * i2 + h * ((d1[2, j] + 2.0 * d2[2, j] + 2.0 * d3[2, j] + d4[2, j]) / 6.0)
+        dzn[3, j] = dz[3, j] + hj * i3 + h * ((d1[3, j] + 2.0 * d2[3, j] + 2.0 * d3[3, j] + d4[3, j]) / 6.0)
+
+
 @njit(cache=True, fastmath=False)
 def _event_g(kind, z, feet, L0, sal):
     """Event function: kind 0 = touchdown (y − L0 sin α0), kind 1/2 = length of leg 0/1 minus L0."""
@@ -319,8 +407,8 @@ def walk_core(q, dt, n_sub, n_t, max_steps, t_stall, want_tan, out, jac, events)
         n_split = 0
         while True:
             if want_tan:
-                _rk4(z, dz, feet, dfeet, nf, kap, L0, dkap, dL0, h_rem, dh_rem, 1, c1,
-                     zn, dzn, K, DK, zt, dzt)
+                _rk4_tan(z, dz, feet, dfeet, nf, kap, L0, dkap, dL0, h_rem, dh_rem, 1, c1,
+                         zn, dzn, DK, dzt)
             else:
                 _rk4_val(z, feet, nf, kap, L0, h_rem, zn)
             # candidate events: sign changes of the event functions over the step
