@@ -110,7 +110,10 @@ def connected_components(n_items, pairs) -> list[list[int]]:
     return sorted(comps.values())
 
 
-def _check_pairs(n_items, pairs):
+def _check_pairs(n_items, pairs, model_items=None):
+    if model_items is not None and n_items != model_items:
+        raise ValueError(f"the design compares {n_items} items but the model has {model_items}; build a "
+                         "design with n_items matching the model's parameters")
     for i, j in pairs:
         if not (0 <= i < n_items and 0 <= j < n_items) or i == j:
             raise ValueError(f"invalid pair ({i}, {j}) for {n_items} items: need 0 <= i != j < {n_items}")
@@ -139,6 +142,13 @@ def _vec_names(name, idx):
 
 def _ones(name, idx):
     return {f"{name}[{i}]": 1.0 for i in idx}
+
+
+def _zerosum_forward(v):
+    """PyMC's ZeroSumNormal unconstrained coordinates of a vector ``v`` with Σ v = 0 (linear map)."""
+    from pymc.distributions.transforms import ZeroSumTransform
+
+    return np.asarray(ZeroSumTransform(zerosum_axes=(-1,)).forward(pt.as_tensor(np.asarray(v, float))).eval())
 
 
 def _log_sigmoid(x):
@@ -211,6 +221,11 @@ class Pairwise(ModelSpec):
             raise BadDataError("data['y'] must be 0/1 race outcomes (1: the first item of the pair won).")
         return out
 
+    @property
+    def n_items(self) -> int:
+        """Number of items the model's parameters describe."""
+        return int(self.parameters[0].shape[0]) + (1 if self.theta_name == "delta" else 0)
+
     def full_theta(self, theta) -> np.ndarray:
         """Log-rates of all items, shape ``(batch, n_items)``, from a batched parameter dict."""
         return np.asarray(theta[self.theta_name], float)
@@ -231,7 +246,7 @@ class Pairwise(ModelSpec):
         return r[self.theta_name]
 
     def _build(self, data, design, priors):
-        _check_pairs(design["n_items"], design["pairs"])
+        _check_pairs(design["n_items"], design["pairs"], self.n_items)
         first, second = comparison_pairs(design)
         coords = {"item": np.arange(design["n_items"]), "race": np.arange(first.size)}
         with pm.Model(coords=coords) as m:
@@ -241,7 +256,7 @@ class Pairwise(ModelSpec):
         return m
 
     def _simulate(self, theta, design, rng):
-        _check_pairs(design["n_items"], design["pairs"])
+        _check_pairs(design["n_items"], design["pairs"], self.n_items)
         th = self.full_theta(theta)
         first, second = comparison_pairs(design)
         lam = np.exp(th)
@@ -263,17 +278,25 @@ class PairwiseAnchored(Pairwise):
                   (-0.5, -0.8, -1.0, -1.3, 0.3), unit="log(1/time)", shape=(N_ITEMS - 1,),
                   description="log-rate of item i relative to item 0, δ_i = θ_i − θ_0, i = 1..n−1"),
     )
-    designs = {k: d for k, d in _pair_designs().items() if k != "disconnected"}
+    designs = _pair_designs()
 
     @classmethod
     def _known(cls, design):
-        names = _vec_names("delta", range(design["n_items"] - 1))
+        n = design["n_items"]
+        comps = connected_components(n, design["pairs"])
+        free = [c for c in comps if 0 not in c]  # components the anchor does not reach
+        ridges = tuple(_ones("delta", [i - 1 for i in c]) for c in free)
+        loose = {f"delta[{i - 1}]" for c in free for i in c}
+        names = _vec_names("delta", range(n - 1))
         return KnownAnswer(
-            identified=tuple(names),
+            identified=tuple(nm for nm in names if nm not in loose),
+            in_combination=tuple(nm for nm in names if nm in loose),
+            ridges=ridges,
             derivation=(
-                "The logits are X θ with θ = (0, δ); the columns of X for items 1..n−1 are linearly "
-                "independent when the comparison graph is connected (rank n − 1), so the Fisher information "
-                "of δ is full rank: no ridge (negative control of rates.pairwise)."
+                "The logits are X θ with θ = (0, δ). Within the anchor's connected component the columns of X "
+                "are linearly independent, so those δ are identified: no ridge there (negative control of "
+                "rates.pairwise). Anchoring fixes only the anchor's component: every other component of the "
+                f"comparison graph keeps its own all-ones ridge ({len(free)} here)."
             ),
         )
 
@@ -295,17 +318,26 @@ class PairwiseZeroSum(Pairwise):
                   (0.55, 0.05, -0.25, -0.45, -0.75, 0.85), unit="log(1/time)", shape=(N_ITEMS,),
                   description="centred log-rates (Σ θ_i = 0); prior: iid N(0, τ²) projected on Σ θ = 0"),
     )
-    designs = {k: d for k, d in _pair_designs().items() if k != "disconnected"}
+    designs = _pair_designs()
 
     @classmethod
     def _known(cls, design):
-        names = _vec_names("theta_zerosum__", range(design["n_items"] - 1))
+        n = design["n_items"]
+        comps = connected_components(n, design["pairs"])
+        # the relative shifts between components, projected on Σθ = 0, in ZeroSumNormal's coordinates
+        vecs = [np.isin(np.arange(n), c) / len(c) - 1.0 / n for c in comps[1:]]
+        ridges = tuple({f"theta_zerosum__[{k}]": float(x) for k, x in enumerate(_zerosum_forward(v))
+                        if abs(x) > 1e-12} for v in vecs)
+        names = _vec_names("theta_zerosum__", range(n - 1))
         return KnownAnswer(
-            identified=tuple(names),
+            identified=tuple(names) if len(comps) == 1 else (),
+            in_combination=() if len(comps) == 1 else tuple(names),
+            ridges=ridges,
             derivation=(
-                "ZeroSumNormal samples the n − 1 coordinates of θ in an orthonormal basis of {Σ θ = 0}; "
-                "X restricted to that subspace has rank n − 1 for a connected comparison graph, so every "
-                "unconstrained coordinate is informed: no ridge (negative control of rates.pairwise)."
+                "ZeroSumNormal samples the n − 1 coordinates of θ in an orthonormal basis of {Σ θ = 0}. The "
+                "null space of X is spanned by the component indicators; Σ θ = 0 removes only their sum, so a "
+                "connected comparison graph leaves no ridge (negative control of rates.pairwise), while "
+                f"k components leave k − 1 relative shifts free ({len(comps) - 1} here)."
             ),
         )
 
@@ -382,11 +414,12 @@ class Affine(Pairwise):
     @classmethod
     def _known(cls, design):
         n = design["n_items"]
+        comps = connected_components(n, design["pairs"])
         names = tuple(_vec_names("lam", range(n))) + ("sigma",)
         return KnownAnswer(
             in_combination=names,
-            combinations=tuple(f"(lam[0] - lam[{k}])/sigma" for k in range(1, n)),
-            ridges=(_ones("lam", range(n)),),
+            combinations=tuple(f"(lam[{c[0]}] - lam[{k}])/sigma" for c in comps for k in c[1:]),
+            ridges=tuple(_ones("lam", c) for c in comps),
             derivation=(
                 "The outcome probabilities are Φ(Xλ/σ). For c > 0, b real: X(cλ + b·1)/(cσ) = Xλ/σ because "
                 "X1 = 0, so the two-parameter family (λ, σ) → (cλ + b·1, cσ) leaves the likelihood "
@@ -437,7 +470,7 @@ class Affine(Pairwise):
         return np.column_stack([X / sigma, -z])
 
     def _build(self, data, design, priors):
-        _check_pairs(design["n_items"], design["pairs"])
+        _check_pairs(design["n_items"], design["pairs"], self.n_items)
         first, second = comparison_pairs(design)
         coords = {"item": np.arange(design["n_items"]), "race": np.arange(first.size)}
         with pm.Model(coords=coords) as m:
@@ -449,7 +482,7 @@ class Affine(Pairwise):
         return m
 
     def _simulate(self, theta, design, rng):
-        _check_pairs(design["n_items"], design["pairs"])
+        _check_pairs(design["n_items"], design["pairs"], self.n_items)
         lam = np.asarray(theta["lam"], float)
         sig = np.asarray(theta["sigma"], float)[:, None]
         first, second = comparison_pairs(design)
@@ -606,11 +639,13 @@ class BetaPair(ModelSpec):
         L1, L2 = np.meshgrid(lam1, lam2)
         F = self.fisher_log(L1, L2, d)
         ev = np.linalg.eigvalsh(F)
+        with np.errstate(divide="ignore", over="ignore"):  # exactly singular points: cond = inf
+            cond = np.where(ev[..., 0] > 0, ev[..., -1] / np.where(ev[..., 0] > 0, ev[..., 0], 1.0), np.inf)
         return {
             "lam1": lam1, "lam2": lam2,
             "det_jacobian": self.jacobian_det(L1, L2, d["p"]),
             "min_eig": ev[..., 0],
-            "cond": ev[..., -1] / np.maximum(ev[..., 0], np.finfo(float).tiny),
+            "cond": cond,
             "fold": d["p"] * lam2 if d["p"] > 0 else np.full_like(lam2, np.nan),
         }
 

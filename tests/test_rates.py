@@ -57,6 +57,8 @@ def test_clear_errors():
         spec.build(bad)
     with pytest.raises(BadDataError, match="shape"):
         spec.build({"y": data["y"][:10]})
+    with pytest.raises(ValueError, match="model has 6"):
+        spec.simulate(design=Design("x", "", {"n_items": 4, "pairs": ((0, 1),), "n_rep": 2}), random_seed=0)
     with pytest.raises(ValueError, match="invalid pair"):
         spec.simulate(design=Design("x", "", {"n_items": 6, "pairs": ((0, 0),), "n_rep": 2}), random_seed=0)
     with pytest.raises(ValueError, match="ZeroSumNormal"):
@@ -165,8 +167,20 @@ def test_pairwise_null_space_is_all_ones_per_component():
     assert abs(shift) < 1e-9 and abs(contrast) > 1.0
 
 
-def test_fixes_have_full_rank():
-    """Negative controls: anchoring and sum-to-zero leave no direction of the likelihood flat."""
+def _ridge_in_theta(name, ridge, n):
+    """A known ridge of a fix, mapped to a direction of the item log-rates θ."""
+    if name == "rates.anchored":  # θ = (0, δ)
+        return np.r_[0.0, [ridge.get(f"delta[{i}]", 0.0) for i in range(n - 1)]]
+    import pytensor.tensor as pt
+    from pymc.distributions.transforms import ZeroSumTransform
+
+    z = np.array([ridge.get(f"theta_zerosum__[{i}]", 0.0) for i in range(n - 1)])
+    return np.asarray(ZeroSumTransform(zerosum_axes=(-1,)).backward(pt.as_tensor(z)).eval())
+
+
+def test_fixes_have_full_rank_on_connected_graphs():
+    """Negative controls: anchoring and sum-to-zero leave no flat direction on a connected graph;
+    on a disconnected graph they fix one shift only, and the known answer lists the rest."""
     for name in ("rates.anchored", "rates.zerosum"):
         spec = models.get(name)
         for dname in spec.designs:
@@ -177,9 +191,15 @@ def test_fixes_have_full_rank():
                 B = np.eye(n)[:, 1:]  # θ = (0, δ)
             else:  # orthonormal basis of {Σθ = 0}
                 B = np.linalg.svd(np.eye(n) - 1.0 / n)[0][:, : n - 1]
-            assert np.linalg.matrix_rank(X @ B) == n - 1
-            assert spec.known_answer(dname).ridges == ()
-            assert "disconnected" not in spec.designs
+            n_comp = len(connected_components(n, d["pairs"]))
+            ka = spec.known_answer(dname)
+            assert np.linalg.matrix_rank(X @ B) == n - 1 - (n_comp - 1)
+            assert len(ka.ridges) == n_comp - 1
+            for r in ka.ridges:
+                v = _ridge_in_theta(name, r, n)
+                assert np.abs(v).max() > 0.1 and np.abs(X @ v).max() < 1e-12
+        assert spec.known_answer("all_pairs").ridges == ()
+        assert len(spec.known_answer("disconnected").ridges) == 1
 
 
 def test_zerosum_prior_sums_to_zero_and_matches_pymc_transform():
