@@ -34,7 +34,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-__all__ = ["compare", "NeuralComparison", "ReferenceDirections", "reference_from_known_answer"]
+__all__ = ["compare", "NeuralComparison", "ReferenceDirections", "reference_from_known_answer",
+           "direction_functionals", "explanation_study"]
 
 # Neural verdicts use the diagnosis' cut-offs on the posterior/prior variance ratio, so that "recovered"
 # and "identified" mean the same thing (bayesid.diagnostics.verdicts.Thresholds: identified when the
@@ -131,7 +132,8 @@ def reference_from_known_answer(spec, design=None, priors=None, n_prior=20000, r
 
     Ridges are the known answer's ``ridges`` (loadings on unconstrained names; a constrained name of a
     positive parameter is read as its log); the identified directions are their orthogonal complement
-    in prior-whitened coordinates. Prior moments come from ``n_prior`` prior draws.
+    in prior-whitened coordinates (Gram-Schmidt of the coordinate axes). Prior means and variances come
+    from ``n_prior`` prior draws; the covariance is diagonal because ModelSpec priors are independent.
     """
     from bayesid import models
     from bayesid.neural.simulation import ParameterTransform, seed_int
@@ -144,8 +146,10 @@ def reference_from_known_answer(spec, design=None, priors=None, n_prior=20000, r
     flat, _ = spec.flatten_theta(th)
     u = tr.forward(flat)
     mu = u.mean(0)
-    cov = np.atleast_2d(np.cov(u, rowvar=False))
-    L = np.linalg.cholesky(cov)
+    # ModelSpec priors are independent elementwise: the prior covariance is diagonal (sample variances;
+    # zeroing the sampling noise off the diagonal keeps the known directions exact)
+    cov = np.diag(u.var(axis=0, ddof=1))
+    L = np.sqrt(cov)
     d = len(mu)
     to_unc = dict(zip(tr.names, tr.unconstrained_names))
     ridge_vecs, dirs = [], []
@@ -159,18 +163,36 @@ def reference_from_known_answer(spec, design=None, priors=None, n_prior=20000, r
         z = np.linalg.solve(L, delta)
         ridge_vecs.append(z / np.linalg.norm(z))
     R = np.array(ridge_vecs).reshape(len(ridge_vecs), d)
-    if len(R):
-        q, _ = np.linalg.qr(np.concatenate([R.T, np.eye(d)], axis=1))
-        comp = q[:, len(R):d].T
-    else:
-        comp = np.eye(d)
+    # identified directions: Gram-Schmidt of the coordinate axes against the ridges, skipping axes that
+    # become dependent, so independent parameters keep their own axis (clean labels)
+    basis = [v for v in R]
+    comp = []
+    for e in np.eye(d):
+        w = e - sum(np.dot(e, b) * b for b in basis) if basis else e.copy()
+        if np.linalg.norm(w) > 1e-6:
+            w = w / np.linalg.norm(w)
+            basis.append(w)
+            comp.append(w)
+    comp = np.array(comp).reshape(len(comp), d)
+    def _label(w):
+        terms = []
+        for c, n in zip(w, tr.unconstrained_names):
+            if abs(c) <= 0.05:
+                continue
+            c = float(np.sign(c)) if abs(abs(c) - 1) < 0.05 else c
+            mag = "" if abs(c) == 1 else f"{abs(c):.2g}·"
+            terms.append(("- " if c < 0 else "+ ") + mag + n)
+        s = " ".join(terms)
+        return s[2:] if s.startswith("+ ") else "-" + s[2:]
 
     def _mk(v, verdict):
         disp = L @ v
         disp = disp / np.abs(disp).max()
         coef = np.linalg.solve(L.T, v)
         coef = coef / np.abs(coef).max()
-        lab = " ".join(f"{c:+.2g}·{n}" for c, n in zip(disp, tr.unconstrained_names) if abs(c) > 0.05)
+        # ridges are named by how the parameters move along them, identified directions by the
+        # combination they measure (as the diagnosis does)
+        lab = _label(disp if verdict == "not identified" else coef)
         return RefDirection(v, dict(zip(tr.unconstrained_names, disp)), dict(zip(tr.unconstrained_names, coef)),
                             1.0 if verdict == "not identified" else float("nan"), verdict, lab)
 
@@ -220,7 +242,10 @@ class NeuralComparison:
         Per unconstrained parameter: ``rmse`` (unconstrained), ``rmse_natural``, ``error_ratio``
         (MSE / prior variance) with ``ratio_lower/upper`` (bootstrap 95 %), ``neural_contraction``
         (``1 − error_ratio``), ``npe_contraction`` (NPE only), ``mcmc_contraction`` and ``mcmc_verdict``
-        (from the diagnosis), ``ensemble_spread`` (sd across members / prior sd), ``neural_verdict``.
+        (from the diagnosis), ``ensemble_spread`` (sd across members / prior sd), ``neural_verdict``,
+        and ``ridge_share``: the fraction of the error variance explained (least squares) by the true
+        coordinates along the non-identified directions — ≈ 1 for a parameter that is only identified in
+        combination (its error *is* the ridge), ≈ 0 (``χ²_r / n``) for an identified one.
     directions : pandas.DataFrame
         The same per diagnosis direction (errors projected on it), with ``mcmc_ratio``.
     combinations : pandas.DataFrame
@@ -503,6 +528,18 @@ def compare(diagnosis, estimator, spec=None, design=None, n_test=500, random_see
     table = diagnosis.table
     d = len(names)
 
+    # ---- ridge coordinates of the truths (to attribute parameter errors to the ridges)
+    ridge_idx = [k for k, dr in enumerate(diagnosis.directions) if dr.verdict == "not identified"]
+    V_all = np.array([np.asarray(dr.vector, float) for dr in diagnosis.directions]).reshape(-1, d)
+    ridge_truth = z_true @ V_all[ridge_idx].T if ridge_idx else np.zeros((len(z_true), 0))
+
+    def _ridge_share(err):
+        if not ridge_idx:
+            return 0.0
+        X = np.column_stack([np.ones(len(err)), ridge_truth])
+        res = err - X @ np.linalg.lstsq(X, err, rcond=None)[0]
+        return float(1.0 - res.var() / max(err.var(), 1e-300))
+
     # ---- per parameter
     utr = estimator.transform
     inv = lambda u: utr.inverse(u[:, np.argsort(ix)])[:, ix]  # noqa: E731  natural scale, diagnosis order
@@ -516,7 +553,8 @@ def compare(diagnosis, estimator, spec=None, design=None, n_test=500, random_see
                "rmse": float(np.sqrt(np.mean((u_hat[:, j] - u_true[:, j]) ** 2))),
                "rmse_natural": float(np.sqrt(np.mean(nat_err[:, j] ** 2))),
                "prior_sd": float(np.std(u_true[:, j])),
-               "error_ratio": r, "ratio_lower": lo, "ratio_upper": hi, "neural_contraction": 1 - r}
+               "error_ratio": r, "ratio_lower": lo, "ratio_upper": hi, "neural_contraction": 1 - r,
+               "ridge_share": _ridge_share(u_hat[:, j] - u_true[:, j])}
         if is_npe:
             row["npe_contraction"] = float(1 - draws[:, :, j].var(axis=1).mean() / np.var(u_true[:, j]))
         mc = np.nan
@@ -603,6 +641,72 @@ def compare(diagnosis, estimator, spec=None, design=None, n_test=500, random_see
     return NeuralComparison(params, dirs, combos, held, hist, bool(estimator.converged()), tw, ew,
                             spec.name, design, name, int(n_test), source,
                             {"simulate_test": t_sim, "predict": t_pred, "predict_per_dataset": t_pred / n_test})
+
+
+def direction_functionals(diagnosis, unconstrained_names) -> tuple[dict, dict]:
+    """Each diagnosis direction as a linear functional of the unconstrained parameters.
+
+    Parameters
+    ----------
+    diagnosis : Diagnosis or ReferenceDirections
+    unconstrained_names : list of str
+        The order of the estimator's unconstrained parameters.
+
+    Returns
+    -------
+    functionals : dict of str -> ndarray (d,)
+        ``label -> c`` such that ``c·u`` equals the whitened coordinate ``v·whiten(u)`` up to a constant
+        (the prior sd of ``c·u`` is 1).
+    verdicts : dict of str -> str
+    """
+    names = list(diagnosis.unconstrained_names)
+    pos = {n: i for i, n in enumerate(unconstrained_names)}
+    if sorted(names) != sorted(pos):
+        raise KeyError(f"diagnosis parameters {names} do not match {list(unconstrained_names)}")
+    d = len(names)
+    mu = np.asarray(diagnosis.prior_mean, float)
+    W = (diagnosis.whiten(mu[None] + np.eye(d)) - diagnosis.whiten(mu[None])).T  # z = W (u - mu)
+    out, verdicts = {}, {}
+    for k, dr in enumerate(diagnosis.directions):
+        c_diag = W.T @ np.asarray(dr.vector, float)
+        c = np.zeros(d)
+        for i, n in enumerate(names):
+            c[pos[n]] = c_diag[i]
+        label = f"{dr.label} [{dr.verdict}]" if dr.label in out else dr.label
+        out[label] = c
+        verdicts[label] = dr.verdict
+    return out, verdicts
+
+
+def explanation_study(diagnosis, spec, design=None, estimator="point", include_parameters=True, **kwargs):
+    """Explanations vs predictions along the diagnosis' directions (seed paper 003).
+
+    Runs :func:`bayesid.neural.intervention_study` with one quantity per direction of ``diagnosis`` (and
+    per parameter if ``include_parameters``), labelled with the MCMC verdicts. ``diagnosis=None`` uses
+    the model's known answer. Other keyword arguments go to ``intervention_study``.
+
+    Returns
+    -------
+    InterventionStudy
+    """
+    from bayesid import models
+    from bayesid.neural.explain import intervention_study
+    from bayesid.neural.simulation import ParameterTransform
+
+    spec = models.get(spec)
+    design = spec.design(design).name
+    if diagnosis is None:
+        diagnosis = reference_from_known_answer(spec, design, kwargs.get("priors"),
+                                                random_seed=kwargs.get("random_seed"))
+    tr = ParameterTransform(spec, kwargs.get("priors"))
+    q, verdicts = direction_functionals(diagnosis, tr.unconstrained_names)
+    if include_parameters:
+        table = diagnosis.table
+        for j, (n, un) in enumerate(zip(tr.names, tr.unconstrained_names)):
+            q[n] = np.eye(len(tr.names))[j]
+            verdicts[n] = str(table.loc[n, "verdict"]) if n in table.index else ""
+    return intervention_study(spec, estimator=estimator, design=design, quantities=q, verdicts=verdicts,
+                              **kwargs)
 
 
 class _CallableModule(types.ModuleType):

@@ -112,3 +112,29 @@ def test_compare_errors():
     ref = reference_from_known_answer("toy.product", random_seed=0)
     with pytest.raises(KeyError, match="do not match"):
         compare(ref, est, n_test=20)
+
+
+@pytest.mark.slow
+def test_gait_k_and_m_regress_to_prior_identified_parameters_do_not():
+    """gait.bslip / imu_accel: only k/m enters the accelerations, so log k + log m is a ridge. A CNN
+    point estimator regresses to the prior along it; k and m individually keep about half their prior
+    variance as error, and that error is the ridge (ridge_share ≈ 1); the errors of the identified
+    parameters carry no ridge component (ridge_share ≈ 0: below the 99.9 % point of χ²_1 / n)."""
+    from scipy import stats
+
+    spec = pytest.importorskip("bayesid.models").get("gait.bslip")
+    ts = simulate_training_set(spec, 20000, design="imu_accel", random_seed=1)
+    est = PointEstimator(epochs=20, lr=3e-3, random_seed=0).fit(ts)
+    cmp = compare(None, est, n_test=N_TEST, random_seed=2)
+    dirs = cmp.directions.set_index("label")
+    r = dirs.loc["m_log__ + k_log__"]
+    assert abs(r["error_ratio"] - 1.0) < 4 * _se(1.0) and r["neural_verdict"] == "regresses to the prior"
+    c = cmp.combinations.set_index("name").loc["k/m"]
+    assert c["ratio_upper"] <= RECOVERED_RATIO
+    p = cmp.parameters
+    for name in ("k", "m"):
+        assert abs(p.loc[name, "error_ratio"] - 0.5) < 4 * _se(0.5) + 0.05, p.loc[name]
+        assert p.loc[name, "ridge_share"] > 0.9
+    bound = stats.chi2.ppf(0.999, 1) / N_TEST
+    for name in ("L0", "alpha0", "v0", "d0"):
+        assert p.loc[name, "ridge_share"] < bound, p.loc[name]

@@ -125,6 +125,57 @@ class InterventionStudy:
                            f"{sorted(e['quantity'].unique())}")
         return float(e.loc[sel, "ate"].mean())
 
+    def contrast(self, quantity_a, target_a, quantity_b, target_b) -> dict:
+        """Paired contrast ``effect(a) − effect(b)`` over all repeats × interventions.
+
+        Returns
+        -------
+        dict
+            ``mean``, ``lower``/``upper`` (Student-t 95 % CI), ``n`` (pairs), ``pvalue`` (one-sided
+            t-test of mean > 0), ``ratio`` (mean effect a / mean effect b).
+        """
+        per = self.per_repeat
+        key = ["repeat", "intervention"]
+
+        def sel(q, t):
+            s = per[(per["quantity"] == q) & (per["target"] == t)].set_index(key)["effect"]
+            if s.empty:
+                raise KeyError(f"no effects for quantity {q!r} / target {t!r}")
+            return s
+
+        a, b = sel(quantity_a, target_a), sel(quantity_b, target_b)
+        diff = (a - b.reindex(a.index)).dropna().to_numpy()
+        n = len(diff)
+        m, sd = float(diff.mean()), float(diff.std(ddof=1))
+        h = float(stats.t.ppf(0.975, n - 1) * sd / np.sqrt(n))
+        p = float(stats.t.sf(m / (sd / np.sqrt(n)), n - 1)) if sd > 0 else float(m <= 0)
+        return {"mean": m, "lower": m - h, "upper": m + h, "n": n, "pvalue": p,
+                "ratio": float(a.mean() / b.mean()) if b.mean() != 0 else np.inf}
+
+    def to_html(self, figures=True) -> str:
+        """HTML fragment: ATE table and (optionally) the bar chart as an embedded PNG."""
+        import base64
+        import io
+
+        import matplotlib.pyplot as plt
+
+        parts = ['<section class="bayesid-explanations"><h3>Explanations vs predictions</h3>',
+                 "<p>Average treatment effect of training interventions on predictions (|Δ estimate| / prior "
+                 "sd) and on explanations (1 − cosine similarity of input-gradient saliency), "
+                 "Student-t 95 % intervals over repeats.</p>"]
+        if figures:
+            self.plot()
+            buf = io.BytesIO()
+            plt.gcf().savefig(buf, format="png", dpi=90, bbox_inches="tight")
+            plt.close(plt.gcf())
+            parts.append(f'<img alt="ATE" src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}"/>')
+        parts.append(self.effects.to_html(float_format=lambda v: f"{v:.3g}", index=False, border=0))
+        parts.append("</section>")
+        return "\n".join(parts)
+
+    def _repr_html_(self):
+        return self.to_html()
+
     def plot(self, ax=None):
         """ATE with 95 % CI per intervention, predictions beside explanations, per quantity."""
         import matplotlib.pyplot as plt
