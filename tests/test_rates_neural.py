@@ -167,3 +167,17 @@ def test_bootstrap_ensemble_spread_matches_the_posterior(races):
     hi = np.sqrt(stats.chi2.ppf(1 - ALPHA / 12, n_boot - 1) / (n_boot - 1))
     ratio = sd_boot / post["centred_sd_items"]
     assert np.all((ratio > lo) & (ratio < hi)), ratio
+
+
+def test_centred_net_scores_new_items_against_the_catalogue(races):
+    import torch
+
+    X = torch.as_tensor(races[0], dtype=torch.float64)
+    net = P.RateNet(X.shape[1], centre=True, n_members=2, seeds=[1, 2]).double()
+    with torch.no_grad():
+        full = net(X)
+        part = net(X[:2], reference=X)
+        alone = net(X[:2])
+    np.testing.assert_allclose(part.numpy(), full[:, :2].numpy(), rtol=0, atol=1e-14)
+    # without the reference, a subset is centred on itself: a different (and wrong) origin
+    assert not np.allclose(alone.numpy(), full[:, :2].numpy())

@@ -18,8 +18,10 @@ Everything here is plain PyTorch (CPU is enough); every random step takes ``rand
 
 Examples
 --------
->>> from bayesid.neural.pairwise import make_items, train_ensemble   # doctest: +SKIP
->>> X, theta = make_items(6, random_seed=0)                          # doctest: +SKIP
+>>> from bayesid.neural.pairwise import make_items
+>>> X, theta = make_items(6, random_seed=0)
+>>> X.shape, theta.shape
+((6, 3), (6,))
 """
 
 from __future__ import annotations
@@ -128,16 +130,25 @@ class RateNet(nn.Module):
         self.biases = nn.ParameterList([nn.Parameter(torch.stack(b)[:, None, :]) for b in bs])
         self.log_sigma = None if self.fixed_scale else nn.Parameter(torch.zeros(n_members))
 
-    def forward(self, X):
-        """Outputs on the items ``X`` (n_items, n_features): shape (n_members, n_items)."""
+    def _body(self, X):
         h = X.expand(self.n_members, *X.shape)
         for k, (w, b) in enumerate(zip(self.weights, self.biases)):
             h = torch.baddbmm(b, h, w)
             if k < len(self.weights) - 1:
                 h = torch.tanh(h)
-        out = h.squeeze(-1)
+        return h.squeeze(-1)
+
+    def forward(self, X, reference=None):
+        """Outputs on the items ``X`` (n_items, n_features): shape (n_members, n_items).
+
+        With ``centre=True`` the outputs are centred on the mean over the ``reference`` items (the
+        catalogue the network was trained on; default: ``X`` itself), so that new items can be scored
+        on the same identified scale: θ_new = f(x_new) − mean_ref f(x_ref).
+        """
+        out = self._body(X)
         if self.centre:
-            out = out - out.mean(dim=1, keepdim=True)
+            ref = out if reference is None else self._body(reference)
+            out = out - ref.mean(dim=1, keepdim=True)
         return out
 
     def sigma(self):
