@@ -252,6 +252,20 @@ class BSLIP(ModelSpec):
         first = np.where(st != 0, st, np.iinfo(np.int64).max).min(axis=1)
         return np.where(first == np.iinfo(np.int64).max, 0, first)
 
+    def sampler_kwargs(self, model) -> dict:
+        """Keyword arguments for :func:`bayesid.fit` (nutpie) that this model needs.
+
+        * ``compile_kwargs={"jitter_rvs": {alpha0}}``: start every chain at the prior's support point,
+          jittering only ``alpha0`` (by U(−1°, 1°), inside its prior). PyMC's default U(−1, 1) jitter of
+          *every* unconstrained coordinate (e.g. ×e^±1 on L0, ±1 m/s on v0) starts most chains at
+          parameters where the walker falls, far from any data-compatible gait.
+        * ``nuts={"adaptation": "low_rank"}``: nutpie's low-rank mass matrix. The posterior is a thin
+          ridge along ``log k + log m`` (exactly flat for accelerometer or motion-capture data) plus strong
+          correlations among L0, α0 and v0; a diagonal mass matrix needs trees of depth ≈ 7–8, the
+          low-rank one ≈ 2–3.
+        """
+        return {"compile_kwargs": {"jitter_rvs": {model["alpha0"]}}, "nuts": {"adaptation": "low_rank"}}
+
     # ------------------------------------------------------------ contract
     def simulate(self, theta=None, design=None, random_seed=None, on_fail="raise"):
         """Simulate noisy datasets (see :meth:`ModelSpec.simulate`).

@@ -43,7 +43,7 @@ def op_eval(Q, dt, n_sub, n_t, ch0, ch1, t_stall):
     status = np.empty(n)
     out = np.empty((n_t, sim.N_CH))
     jac = np.empty((n_t, sim.N_TAN_CH, sim.N_Q))
-    events = np.empty((8, 4))
+    events = np.empty((8, 5))
     q = np.empty(sim.N_Q)
     for s in range(n):
         for p in range(sim.N_Q):

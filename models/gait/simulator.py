@@ -330,8 +330,9 @@ def walk_core(q, dt, n_sub, n_t, max_steps, t_stall, want_tan, out, jac, events)
         Compute the sensitivities ``jac[i, c, p] = ∂ out[i, c] / ∂ q[p]``.
     out, jac : arrays
         Outputs. Samples after a failure repeat the last state (finite) with zero sensitivity.
-    events : (MAX_EV, 4) array
-        Event log rows ``(t, type, y, foot x)``; type 1 touchdown, 2 rear lift-off; unused rows NaN.
+    events : (n_events, 5) array
+        Event log rows ``(t, type, x, y, foot x)``; type 1 touchdown (foot x = the new front foot),
+        2 rear lift-off (foot x = the remaining stance foot); unused rows NaN.
 
     Returns
     -------
@@ -344,7 +345,7 @@ def walk_core(q, dt, n_sub, n_t, max_steps, t_stall, want_tan, out, jac, events)
     """
     ncol = N_Q + 1
     for a in range(events.shape[0]):
-        for b in range(4):
+        for b in range(events.shape[1]):
             events[a, b] = np.nan
     kap, L0, alpha, y0, v0 = q[0], q[1], q[2], q[3], q[4]
     if not (np.isfinite(kap) and kap > 0 and np.isfinite(L0) and L0 > 0
@@ -524,8 +525,9 @@ def walk_core(q, dt, n_sub, n_t, max_steps, t_stall, want_tan, out, jac, events)
                 if n_ev < events.shape[0]:
                     events[n_ev, 0] = t
                     events[n_ev, 1] = EV_TOUCHDOWN
-                    events[n_ev, 2] = z[1]
-                    events[n_ev, 3] = feet[1]
+                    events[n_ev, 2] = z[0]
+                    events[n_ev, 3] = z[1]
+                    events[n_ev, 4] = feet[1]
                     n_ev += 1
             elif nf == 2 and kind == 1:  # rear lift-off: single support on the front foot
                 feet[0] = feet[1]
@@ -536,8 +538,9 @@ def walk_core(q, dt, n_sub, n_t, max_steps, t_stall, want_tan, out, jac, events)
                 if n_ev < events.shape[0]:
                     events[n_ev, 0] = t
                     events[n_ev, 1] = EV_LIFTOFF
-                    events[n_ev, 2] = z[1]
-                    events[n_ev, 3] = feet[0]
+                    events[n_ev, 2] = z[0]
+                    events[n_ev, 3] = z[1]
+                    events[n_ev, 4] = feet[0]
                     n_ev += 1
             elif nf == 1:  # stance leg reached rest length in single support
                 status = FLIGHT
@@ -629,8 +632,8 @@ def simulate_walks(q, dt=0.01, n_sub=2, n_t=0, max_steps=0, t_stall=2.0, sensiti
     -------
     dict
         ``out`` (n, n_t, 7) with channels :data:`CHANNELS`; ``status`` (n,) int (0 = ok, see
-        :data:`STATUS_MESSAGES`); ``n_steps`` (n,); ``t_end`` (n,); ``events`` (n, n_events, 4) rows
-        ``(t, type, y, foot x)``; and ``jac`` (n, n_t, 6, 5) if requested.
+        :data:`STATUS_MESSAGES`); ``n_steps`` (n,); ``t_end`` (n,); ``events`` (n, n_events, 5) rows
+        ``(t, type, x, y, foot x)``; and ``jac`` (n, n_t, 6, 5) if requested.
     """
     Q = np.ascontiguousarray(np.atleast_2d(np.asarray(q, dtype=np.float64)))
     if Q.shape[1] != N_Q:
@@ -640,7 +643,7 @@ def simulate_walks(q, dt=0.01, n_sub=2, n_t=0, max_steps=0, t_stall=2.0, sensiti
     n = Q.shape[0]
     out = np.zeros((n, n_t, N_CH))
     jac = np.zeros((n, n_t if sensitivities else 0, N_TAN_CH, N_Q))
-    events = np.zeros((n, n_events, 4))
+    events = np.zeros((n, n_events, 5))
     status = np.zeros(n, np.int64)
     steps = np.zeros(n, np.int64)
     tend = np.zeros(n)
