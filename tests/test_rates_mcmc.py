@@ -122,7 +122,7 @@ def test_anchored_has_no_ridge(anchored):
     assert set(diag.table["verdict"]) == {"identified"}
 
 
-# ----------------------------------------------------------------------------- other cases (slow)
+# ----------------------------------------------------------------------------- other cases
 @pytest.mark.slow
 def test_disconnected_graph_has_one_ridge_per_component():
     spec, _, diag = run("rates.pairwise", "disconnected")
@@ -140,7 +140,6 @@ def test_l2_shift_stays_prior_determined():
     assert abs(dev2.mean() - tau**2 / th.shape[-1]) < zcrit(1) * batch_mcse(dev2)
 
 
-@pytest.mark.slow
 def test_zerosum_has_no_ridge():
     """Negative control: Σθ = 0 (ZeroSumNormal) leaves no non-identified direction.
 
@@ -183,7 +182,6 @@ def test_affine_shift_ridge_and_scale_direction():
     assert scale_dir.ratio - zcrit(1) * scale_dir.ratio_se > max(contrasts)
 
 
-@pytest.mark.slow
 def test_beta_pair_swap_symmetry():
     """p = 1: the draws move freely along log λ1 − log λ2 (the two swapped modes), λ1·λ2 is identified,
     and locally (Fisher) nothing is flat — a discrete, global non-identifiability."""
