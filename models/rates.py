@@ -365,12 +365,15 @@ class PairwiseL2(Pairwise):
     name = "rates.l2"
     description = ("Pairwise races with a weak L2 penalty α Σθ² (α = 0.02 ⇔ θ_i ~ N(0, 5)): the penalised "
                    "optimum picks mean θ = 0, but the shift stays prior-determined.")
-    l2_weight = 0.02
     parameters = (
         Parameter("theta", Prior("normal", {"mu": 0.0, "sigma": float(1 / np.sqrt(2 * 0.02))}),
                   Pairwise.parameters[0].true_value, unit="log(1/time)", shape=(N_ITEMS,),
                   description="latent log-rates with a weak L2 penalty (wide Gaussian prior)"),
     )
+
+    def l2_weight(self, priors=None) -> float:
+        """The penalty weight α of α Σ θ_i² that the prior N(0, τ²) encodes: α = 1/(2τ²)."""
+        return 1.0 / (2.0 * self.priors(priors)["theta"].params["sigma"] ** 2)
 
     @classmethod
     def _known(cls, design):
