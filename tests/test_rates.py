@@ -12,7 +12,7 @@ from scipy import special, stats
 
 from bayesid import models
 from bayesid.models.base import BadDataError, Design
-from bayesid.models.rates import (BetaPair, Pairwise, comparison_pairs, connected_components,
+from bayesid.models.rates import (BetaPair, comparison_pairs, connected_components,
                                   pair_design_matrix)
 
 NAMES = {"rates.pairwise": "Pairwise", "rates.anchored": "PairwiseAnchored", "rates.zerosum": "PairwiseZeroSum",
@@ -23,13 +23,6 @@ ALPHA = 1e-3  # family-wise false-alarm rate of each statistical check
 def zcrit(n_checks):
     """Two-sided normal quantile with a Bonferroni correction over ``n_checks``."""
     return stats.norm.ppf(1 - ALPHA / (2 * n_checks))
-
-
-def batch_mcse(x, n_batches=20):
-    """Monte Carlo standard error of the mean of ``x`` (chain, draw) by batch means."""
-    x = np.asarray(x, float)
-    b = x[:, : x.shape[1] // n_batches * n_batches].reshape(x.shape[0], n_batches, -1).mean(-1).ravel()
-    return float(b.std(ddof=1) / np.sqrt(b.size))
 
 
 # ----------------------------------------------------------------------------- registry / contract
@@ -139,7 +132,7 @@ def test_thurstone_races_match_probit_probabilities():
 
 def test_beta_simulator_moments():
     bp = models.get("rates.beta_pair")
-    for name, d in bp.designs.items():
+    for d in bp.designs.values():
         y = bp.simulate({"lam1": np.full(50, 2.0), "lam2": np.full(50, 0.5)}, design=d, random_seed=13)["y"]
         u, v = bp.beta_params(2.0, 0.5, d["p"])
         dist = stats.beta(u, v)
