@@ -105,6 +105,8 @@ def test_diagnose_finds_the_all_ones_ridge(pairwise):
     ka = spec.known_answer()
     check_ridges_match(diag, ka.ridges)
     assert set(diag.table["verdict"]) == {"identified only in combination"}
+    # locally too: exactly one flat direction at every posterior draw, the same one everywhere
+    assert np.all(diag.fisher.local_null_dim == 1) and diag.fisher.global_null_dim == 1
     # the identified combinations are differences, each contracted
     assert diag.combinations and all(" - " in c.name and c.ratio < 0.5 for c in diag.combinations)
 
@@ -118,6 +120,7 @@ def test_anchored_has_no_ridge(anchored):
     """Negative control: anchoring θ_0 = 0 leaves no non-identified direction."""
     _, _, diag = anchored
     assert diag.ridges == []
+    assert np.all(diag.fisher.local_null_dim == 0) and diag.fisher.global_null_dim == 0
     assert [d for d in diag.fisher_directions if d.verdict == "not identified"] == []
     assert set(diag.table["verdict"]) == {"identified"}
 
@@ -158,6 +161,10 @@ def test_affine_shift_ridge_and_scale_direction():
     spec, tree, diag = run("rates.affine")
     names = diag.unconstrained_names
     check_ridges_match(diag, spec.known_answer().ridges)
+    # two exactly flat directions at every draw (shift and the scale tangent (λ, 1)), but only the
+    # shift survives averaging over the posterior: the scale ridge turns with λ — it is curved
+    assert np.all(diag.fisher.local_null_dim == 2)
+    assert diag.fisher.global_null_dim == 1
     post = tree["posterior"]
     lam = post["lam"].values.reshape(-1, 6).mean(0)
     sig = float(post["sigma"].values.mean())
