@@ -336,7 +336,13 @@ class BSLIP(ModelSpec):
             rvs["v0"] * ratios,
         ], axis=1)
 
-    def _build(self, data, design, priors):
+    def build_gradient_free(self, data, design=None, priors=None):
+        """The same PyMC program with a forward-only simulator Op (no sensitivities): for
+        gradient-free samplers (slice, SMC) used as baselines. Its gradient raises."""
+        d = self.design(design)
+        return self._build(self.validate_data(data, d), d, self.priors(priors), sensitivities=False)
+
+    def _build(self, data, design, priors, sensitivities=True):
         import pymc as pm
         import pytensor.tensor as pt
 
@@ -348,7 +354,7 @@ class BSLIP(ModelSpec):
         if d.name == "multi_speed":
             coords["trial"] = np.asarray(d["speed_ratios"], float)
         ch = (0, 2) if d.name == "kinematics" else (4, 6)
-        op = WalkOp(n_t, 1.0 / d["fs"], d["n_sub"], ch[0], ch[1], d["t_stall"])
+        op = WalkOp(n_t, 1.0 / d["fs"], d["n_sub"], ch[0], ch[1], d["t_stall"], sensitivities)
         with pm.Model(coords=coords) as model:
             r = self._prior_rvs(priors)
             q = self.q_graph(r, d)

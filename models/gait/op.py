@@ -34,27 +34,29 @@ __all__ = ["WalkOp", "op_eval"]
 
 
 @njit(cache=True)
-def op_eval(Q, dt, n_sub, n_t, ch0, ch1, t_stall):
-    """Numba kernel of :class:`WalkOp`: simulate every row of ``Q`` with sensitivities."""
+def op_eval(Q, dt, n_sub, n_t, ch0, ch1, t_stall, sens=True):
+    """Numba kernel of :class:`WalkOp`: simulate every row of ``Q`` (with sensitivities if ``sens``,
+    else ``jac`` is returned as zeros)."""
     n = Q.shape[0]
     nch = ch1 - ch0
     pred = np.empty((n, n_t, nch))
-    jacout = np.empty((n, n_t, nch, sim.N_Q))
+    jacout = np.zeros((n, n_t, nch, sim.N_Q))
     status = np.empty(n)
     out = np.empty((n_t, sim.N_CH))
-    jac = np.empty((n_t, sim.N_TAN_CH, sim.N_Q))
+    jac = np.zeros((n_t, sim.N_TAN_CH, sim.N_Q))
     events = np.empty((8, 5))
     q = np.empty(sim.N_Q)
     for s in range(n):
         for p in range(sim.N_Q):
             q[p] = Q[s, p]
-        st, _, _ = sim.walk_core(q, dt, n_sub, n_t, 0, t_stall, True, out, jac, events)
+        st, _, _ = sim.walk_core(q, dt, n_sub, n_t, 0, t_stall, sens, out, jac, events)
         status[s] = st
         for i in range(n_t):
             for c in range(nch):
                 pred[s, i, c] = out[i, ch0 + c]
-                for p in range(sim.N_Q):
-                    jacout[s, i, c, p] = jac[i, ch0 + c, p]
+                if sens:
+                    for p in range(sim.N_Q):
+                        jacout[s, i, c, p] = jac[i, ch0 + c, p]
     return pred, jacout, status
 
 
@@ -74,11 +76,15 @@ class WalkOp(Op):
         (``(0, 2)`` positions, ``(4, 6)`` specific force).
     t_stall : float
         Seconds without touchdown after which a walk counts as stalled.
+    sensitivities : bool
+        Compute ``jac`` (needed for gradients). ``False`` gives a forward-only Op (``jac`` is zeros and
+        asking for a gradient raises), for gradient-free samplers.
     """
 
-    __props__ = ("n_t", "dt", "n_sub", "ch0", "ch1", "t_stall")
+    __props__ = ("n_t", "dt", "n_sub", "ch0", "ch1", "t_stall", "sensitivities")
 
-    def __init__(self, n_t, dt, n_sub=2, ch0=4, ch1=6, t_stall=2.0):
+    def __init__(self, n_t, dt, n_sub=2, ch0=4, ch1=6, t_stall=2.0, sensitivities=True):
+        self.sensitivities = bool(sensitivities)
         if not (0 <= ch0 < ch1 <= sim.N_TAN_CH):
             raise ValueError(f"channel range must lie in [0, {sim.N_TAN_CH}], got [{ch0}, {ch1})")
         self.n_t = int(n_t)
@@ -104,7 +110,7 @@ class WalkOp(Op):
     def perform(self, node, inputs, output_storage):
         (Q,) = inputs
         pred, jac, status = op_eval(np.ascontiguousarray(Q, dtype=np.float64), self.dt, self.n_sub,
-                                    self.n_t, self.ch0, self.ch1, self.t_stall)
+                                    self.n_t, self.ch0, self.ch1, self.t_stall, self.sensitivities)
         output_storage[0][0] = pred
         output_storage[1][0] = jac
         output_storage[2][0] = status
@@ -120,9 +126,14 @@ class WalkOp(Op):
     def pullback(self, inputs, outputs, output_grads):
         from pytensor.gradient import DisconnectedType
 
+        from pytensor.gradient import grad_not_implemented
+
         gbar = output_grads[0]
         if isinstance(gbar.type, DisconnectedType):
             return [pt.zeros_like(inputs[0])]
+        if not self.sensitivities:
+            return [grad_not_implemented(self, 0, inputs[0],
+                                         "WalkOp(sensitivities=False) is forward-only; use sensitivities=True")]
         jac = outputs[1]
         return [(gbar[..., None] * jac).sum(axis=(1, 2))]
 
@@ -130,9 +141,10 @@ class WalkOp(Op):
 @register_funcify_default_op_cache_key(WalkOp)
 def _numba_funcify_walkop(op, node=None, **kwargs):
     dt, n_sub, n_t, ch0, ch1, t_stall = op.dt, op.n_sub, op.n_t, op.ch0, op.ch1, op.t_stall
+    sens = op.sensitivities
 
     @numba_njit
     def walk_op(Q):
-        return op_eval(np.ascontiguousarray(Q), dt, n_sub, n_t, ch0, ch1, t_stall)
+        return op_eval(np.ascontiguousarray(Q), dt, n_sub, n_t, ch0, ch1, t_stall, sens)
 
     return walk_op
