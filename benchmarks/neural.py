@@ -55,8 +55,10 @@ def amortization(model, design, n_train, epochs, mcmc_n, mcmc_draws, quick):
     from bayesid.neural import NPE, PointEstimator, simulate_training_set
 
     spec = bayesid.models.get(model)
-    ts = simulate_training_set(spec, n_train, design=design, random_seed=0)
-    test = simulate_training_set(spec, 1000, design=design, random_seed=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ts = simulate_training_set(spec, n_train, design=design, random_seed=0)
+        test = simulate_training_set(spec, 1000, design=design, random_seed=1)
     one = test.subset(np.arange(1))
     pe = PointEstimator(epochs=epochs, random_seed=0).fit(ts)
     npe = NPE(epochs=epochs, random_seed=0).fit(ts)
@@ -163,6 +165,9 @@ def main(argv=None):
     ap.add_argument("--epochs", type=int, default=None, help="epochs of the 10^5-simulation training")
     ap.add_argument("--n-train", type=int, default=100_000, help="simulations for part [2]")
     ap.add_argument("--parts", default="123", help="which parts to run, e.g. '13'")
+    ap.add_argument("--model", default="toy.additive", help="model of part [1] (e.g. gait.bslip)")
+    ap.add_argument("--mcmc-draws", type=int, default=None, help="NUTS tune = draws per chain in part [1]")
+    ap.add_argument("--mcmc-n", type=int, default=None, help="datasets fitted by NUTS in part [1]")
     a = ap.parse_args(argv)
     import torch
 
@@ -171,8 +176,8 @@ def main(argv=None):
           f"cuda unused; python {sys.version.split()[0]}")
     q = a.quick
     if "1" in a.parts:
-        amortization("toy.additive", None, 5000 if q else 20000, 10 if q else 20, 2 if q else 3,
-                     500 if q else 1000, q)
+        amortization(a.model, None, 5000 if q else 20000, 10 if q else 20, a.mcmc_n or (2 if q else 3),
+                     a.mcmc_draws or (500 if q else 1000), q)
     if "2" in a.parts:
         training_time(a.n_train if not q else 10_000, a.epochs or (3 if q else 10))
     if "3" in a.parts:

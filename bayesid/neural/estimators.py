@@ -413,7 +413,7 @@ class Ensemble:
                 simulation_seed = seed_sequence(self.random_seed).spawn(2)[1]
             training_set = simulate_training_set(training_set, n_simulations, design=design, priors=priors,
                                                  random_seed=simulation_seed)
-        seeds = seed_sequence(self.random_seed).spawn(self.n_members)
+        seeds = seed_sequence(self.random_seed).spawn(self.n_members + 2)[2:]  # 0, 1: simulations
         self.members = []
         for s in seeds:
             m = copy.deepcopy(self.template)

@@ -247,7 +247,11 @@ def intervention_study(spec, estimator="point", design=None, quantities=None, ve
     if Est is None:
         raise ValueError(f"estimator must be 'point' or 'npe', got {estimator!r}")
     interventions = DEFAULT_INTERVENTIONS if interventions is None else interventions
-    base_config = dict(base_config or {})
+    defaults = dict(Est().config)
+    unknown = [k for k in (base_config or {}) if k not in defaults]
+    if unknown:
+        raise ValueError(f"base_config has unknown keys {unknown}; valid: {sorted(defaults)}")
+    base_config = {**defaults, **(base_config or {})}
     ss = seed_sequence(random_seed)
     s_test, s_rep = ss.spawn(2)
     test = simulate_training_set(spec, n_test, design=design, priors=priors, random_seed=s_test)
