@@ -181,3 +181,24 @@ def test_centred_net_scores_new_items_against_the_catalogue(races):
     np.testing.assert_allclose(part.numpy(), full[:, :2].numpy(), rtol=0, atol=1e-14)
     # without the reference, a subset is centred on itself: a different (and wrong) origin
     assert not np.allclose(alone.numpy(), full[:, :2].numpy())
+
+
+def test_multistart_members_split_between_swapped_maxima():
+    """p = 1: members land on both mirror maxima; their raw average is rejected by a likelihood-ratio
+    test against the maximum, the canonical (sorted) average is not. p = −1: one maximum (control)."""
+    bp = models.get("rates.beta_pair")
+    crit = stats.chi2.ppf(1 - ALPHA, 2) / 2  # log-likelihood drop a 2-parameter LR test rejects
+    y = bp.simulate(design="p1", random_seed=1)["y"]
+    lam, ll = P.beta_pair_multistart(y, 1.0, n_members=16, random_seed=2, steps=1000)
+    first = lam[:, 0] > lam[:, 1]
+    assert 0 < first.sum() < len(first)  # P(all 16 in one basin) = 2^-15 if the basins split evenly
+    assert ll.max() - ll.min() < crit
+    raw, can = lam.mean(0), P.canonical_pair(lam).mean(0)
+    assert ll.max() - bp.loglik(raw[0], raw[1], {"y": y}, "p1") > crit
+    assert ll.max() - bp.loglik(can[0], can[1], {"y": y}, "p1") < crit
+    y = bp.simulate(design="pneg", random_seed=1)["y"]
+    lam, ll = P.beta_pair_multistart(y, -1.0, n_members=16, random_seed=2, steps=1000)
+    raw = lam.mean(0)
+    assert ll.max() - bp.loglik(raw[0], raw[1], {"y": y}, "pneg") < crit
+    with pytest.raises(ValueError, match=r"\(0, 1\)"):
+        P.beta_pair_multistart(np.r_[y, 1.0], -1.0)

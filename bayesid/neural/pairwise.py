@@ -46,6 +46,8 @@ __all__ = [
     "fit_member",
     "train_ensemble",
     "posterior_summary",
+    "beta_pair_multistart",
+    "canonical_pair",
 ]
 
 _LINKS = ("logit", "probit")
@@ -414,3 +416,75 @@ def posterior_summary(draws) -> dict:
     return {"offset_sd": float(d.mean(axis=1).std(ddof=1)),
             "centred_sd": float(c.std(axis=0, ddof=1).mean()),
             "centred_mean": c.mean(axis=0), "centred_sd_items": c.std(axis=0, ddof=1)}
+
+
+def beta_pair_multistart(y, p, n_members=8, random_seed=None, steps=1500, lr=0.05, init_sd=0.7):
+    """Maximum-likelihood fits of ``rates.beta_pair`` from random starts (an ensemble of seeds).
+
+    Each member fits (log λ1, log λ2) to ``y ~ Beta((λ1+λ2)/(λ1λ2), λ1 λ2^p)`` by full-batch Adam from
+    a start drawn from N(0, ``init_sd``²) per coordinate. For p = 1 the likelihood is symmetric under
+    λ1 ↔ λ2, so members land in either of two mirror-image maxima and their raw average falls
+    between them, towards the fold λ1 = λ2 — where neither maximum is. Average
+    :func:`canonical_pair` outputs instead.
+
+    Parameters
+    ----------
+    y : array (n_obs,)
+        Observations in (0, 1).
+    p : float
+        Design exponent.
+    n_members : int
+    random_seed : int, optional
+    steps, lr : int, float
+        Adam settings.
+    init_sd : float
+        Spread of the random starts (log scale).
+
+    Returns
+    -------
+    lam : ndarray (n_members, 2)
+        Fitted (λ1, λ2) per member.
+    loglik : ndarray (n_members,)
+        Their log-likelihoods.
+    """
+    y = np.asarray(y, float)
+    if y.ndim != 1 or np.any((y <= 0) | (y >= 1)):
+        raise ValueError("y must be a 1-d array of Beta observations strictly inside (0, 1)")
+    if n_members < 1:
+        raise ValueError("n_members must be positive")
+    rng = np.random.default_rng(random_seed)
+    par = nn.Parameter(torch.as_tensor(rng.normal(0.0, init_sd, (n_members, 2)), dtype=torch.float64))
+    y_t = torch.as_tensor(y, dtype=torch.float64)
+
+    def loglik():
+        l1, l2 = par[:, 0].exp(), par[:, 1].exp()
+        u = (l1 + l2) / (l1 * l2)
+        v = l1 * l2**p
+        return torch.distributions.Beta(u[:, None], v[:, None]).log_prob(y_t).sum(dim=1)
+
+    n_threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        opt = torch.optim.Adam([par], lr=lr)
+        for _ in range(steps):
+            opt.zero_grad()
+            (-loglik().sum() / y.size).backward()
+            opt.step()
+        with torch.no_grad():
+            ll = loglik().numpy()
+            lam = par.exp().numpy().copy()
+    finally:
+        torch.set_num_threads(n_threads)
+    return lam, ll
+
+
+def canonical_pair(lam):
+    """The identified representative of a swap-symmetric pair: (max, min) per row of ``lam`` (…, 2).
+
+    For p = 1 the likelihood of ``rates.beta_pair`` depends on (λ1, λ2) only through the unordered pair
+    {λ1, λ2}; sorting picks one point of each mirror pair, so members can be averaged.
+    """
+    lam = np.asarray(lam, float)
+    if lam.shape[-1] != 2:
+        raise ValueError(f"lam must have a last dimension of 2, got shape {lam.shape}")
+    return np.sort(lam, axis=-1)[..., ::-1]
