@@ -188,6 +188,22 @@ def test_affine_shift_ridge_and_scale_direction():
     contrasts = [d.ratio for d in rest if d is not scale_dir]
     assert scale_dir.ratio - zcrit(1) * scale_dir.ratio_se > max(contrasts)
 
+    # exact known answer along the curved ridge: given the identified z = (λ − λ̄)/σ, the posterior of
+    # log σ is the prior conditional (Affine.scale_given_contrasts), so s − E(s | z) has posterior mean 0
+    lam_d, sig_d = post["lam"].values, post["sigma"].values
+    z = (lam_d - lam_d.mean(-1, keepdims=True)) / sig_d[..., None]
+    m1, m2 = spec.scale_given_contrasts((z**2).sum(-1))
+    s = np.log(sig_d)
+    for dev in (s - m1, s**2 - m2):
+        assert abs(dev.mean()) < zcrit(3) * batch_mcse(dev)
+    # negative control of that check: the conditional without the Jacobian σ^(n−1) is rejected
+    grid = np.linspace(-10, 6, 4001)
+    lw = (-np.exp(2 * grid) * (z**2).sum(-1)[..., None] / 2
+          + spec.parameter("sigma").prior.logpdf(np.exp(grid)) + grid)
+    w = np.exp(lw - lw.max(-1, keepdims=True))
+    wrong = s - (w * grid).sum(-1) / w.sum(-1)
+    assert abs(wrong.mean()) > zcrit(3) * batch_mcse(wrong)
+
 
 def test_beta_pair_swap_symmetry():
     """p = 1: the draws move freely along log λ1 − log λ2 (the two swapped modes), λ1·λ2 is identified,
