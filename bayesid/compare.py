@@ -324,12 +324,14 @@ class NeuralComparison:
         x = np.arange(len(df))
         ax.bar(x - 0.2, df["error_ratio"], 0.4, color="C3", label="neural error / prior",
                yerr=[df["error_ratio"] - df["ratio_lower"], df["ratio_upper"] - df["error_ratio"]], capsize=2)
-        ax.bar(x + 0.2, df["mcmc_ratio"].fillna(0), 0.4, color="C0", label="MCMC posterior / prior")
+        ref = "MCMC" if self.source.startswith("MCMC") else "known answer"
+        ax.bar(x + 0.2, df["mcmc_ratio"].fillna(0), 0.4, color="C0", label=f"{ref} posterior / prior")
         if "npe_ratio" in df:
             ax.scatter(x - 0.2, df["npe_ratio"], color="k", marker="_", s=200, label="NPE posterior / prior",
                        zorder=3)
         ax.axhline(1.0, color="0.5", lw=0.8, ls="--")
-        ax.set_xticks(x, [f"{lab}\n({v})" for lab, v in zip(df["label"], df["mcmc_verdict"])], fontsize=6)
+        ax.set_xticks(x, [f"{lab}\n({v})" for lab, v in zip(df["label"], df["mcmc_verdict"])], fontsize=6,
+                      rotation=30, ha="right")
         ax.set_ylabel("variance ratio")
         ax.set_title("identified?", fontsize=9)
         ax.legend(fontsize=6)
@@ -344,7 +346,8 @@ class NeuralComparison:
             _, ax = plt.subplots(figsize=(0.8 * len(df) + 2.5, 2.8))
         x = np.arange(len(df))
         ax.bar(x - 0.2, df["neural_contraction"], 0.4, color="C3", label="neural (1 − MSE/prior var)")
-        ax.bar(x + 0.2, df["mcmc_contraction"].fillna(0), 0.4, color="C0", label="MCMC")
+        ax.bar(x + 0.2, df["mcmc_contraction"].fillna(0), 0.4, color="C0",
+               label="MCMC" if self.source.startswith("MCMC") else "MCMC (none given)")
         if df["ensemble_spread"].notna().any():
             ax.scatter(x - 0.2, df["ensemble_spread"], color="k", marker="x", label="ensemble spread / prior sd")
         ax.set_xticks(x, df.index, fontsize=7)
@@ -499,6 +502,13 @@ def compare(diagnosis, estimator, spec=None, design=None, n_test=500, random_see
     if spec.name != meta["model"] or design != meta["design"]:
         warnings.warn(f"The estimator was trained on {meta['model']} / {meta['design']} but is compared on "
                       f"{spec.name} / {design}.", stacklevel=2)
+    from bayesid.neural.simulation import ParameterTransform
+
+    now = ParameterTransform(spec, priors).unconstrained_names
+    if list(now) != list(estimator.unconstrained_names):
+        raise ValueError(
+            f"The estimator was trained on parameters {estimator.unconstrained_names} but {spec.name} now has "
+            f"{now} (the model or the priors changed since training). Retrain the estimator.")
     ss = seed_sequence(random_seed)
     s_test, s_boot, s_draw, s_mcmc, s_ref = ss.spawn(5)
     source = "MCMC diagnosis"

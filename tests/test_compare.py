@@ -138,3 +138,11 @@ def test_gait_k_and_m_regress_to_prior_identified_parameters_do_not():
     bound = stats.chi2.ppf(0.999, 1) / N_TEST
     for name in ("L0", "alpha0", "v0", "d0"):
         assert p.loc[name, "ridge_share"] < bound, p.loc[name]
+
+
+def test_compare_refuses_estimator_trained_on_other_parameters():
+    ts = simulate_training_set("toy.additive", 300, random_seed=0)
+    est = PointEstimator(epochs=1, width=8).fit(ts)
+    est.meta["transform"].unconstrained_names = ["b", "a"]  # as if the model's parameter order changed
+    with pytest.raises(ValueError, match="Retrain"):
+        compare(None, est, n_test=20)
