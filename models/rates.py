@@ -429,7 +429,10 @@ class Affine(Pairwise):
                 "constant. In (λ, log σ) the shift is the straight line along (1, …, 1, 0) (listed in "
                 "`ridges`); the scale is the curve (cλ, log σ + log c), whose tangent (λ, 1) depends on the "
                 "point (curved ridge, found by the local Fisher information, Affine.local_ridges). Only the "
-                "n − 1 standardised contrasts (λ_i − λ_j)/σ are identified: rank n − 1 of n + 1."
+                "n − 1 standardised contrasts (λ_i − λ_j)/σ are identified: rank n − 1 of n + 1. Along the "
+                "scale orbit the posterior is exactly the prior conditional given those contrasts "
+                "(Affine.scale_given_contrasts); it can still be narrower than the prior marginal of σ, "
+                "because the prior on λ couples scale and spread — contraction that is not information."
             ),
         )
 
