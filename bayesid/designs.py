@@ -46,6 +46,7 @@ class DesignResult:
     uninformed_labels: list = field(default_factory=list)
     n_failed: int = 0
     verdicts: dict = field(default_factory=dict)
+    combinations: list = field(default_factory=list)
 
     @property
     def n_identified(self) -> int:
@@ -67,7 +68,8 @@ class DesignComparison:
             row = {"design": r.design, "prior": r.prior, "identified": r.n_identified,
                    "expected_information_gain": r.eig,
                    "uninformed_directions": r.n_uninformed,
-                   "uninformed": "; ".join(r.uninformed_labels)}
+                   "uninformed": "; ".join(r.uninformed_labels),
+                   "identified_combinations": "; ".join(r.combinations)}
             row.update({f"contraction[{k}]": v for k, v in r.predicted_contraction.items()})
             rows.append(row)
         df = pd.DataFrame(rows).sort_values(["identified", "expected_information_gain"], ascending=False)
@@ -116,12 +118,13 @@ class DesignComparison:
         return self.to_html()
 
     def __repr__(self):
-        cols = ["rank", "expected_information_gain", "uninformed_directions", "uninformed"]
+        cols = ["rank", "expected_information_gain", "uninformed_directions", "uninformed",
+                "identified_combinations"]
         return f"<DesignComparison {self.model}>\n{self.table[cols].to_string()}"
 
 
 def _evaluate(spec, design, priors, prior_label, n_prior, n_replicates, lambda_tol, seed, th):
-    from bayesid.diagnostics.combinations import name_combination
+    from bayesid.diagnostics.combinations import combinations_orthogonal_to, name_combination
     from bayesid.diagnostics.fisher import _score_function
     from bayesid.diagnostics.convergence import ConvergenceReport
     from bayesid.diagnostics.ridges import _normalise_columns, parameter_weights, whitening
@@ -133,7 +136,7 @@ def _evaluate(spec, design, priors, prior_label, n_prior, n_replicates, lambda_t
     s_prior, s_white, s_sim = ss.spawn(3)
     theta = spec.sample_prior(n_prior, priors=priors, random_seed=s_prior)
     white_theta = spec.sample_prior(max(2000, 20 * n_prior), priors=priors, random_seed=s_white)
-    data0 = spec.simulate({k: v[0] for k, v in theta.items()}, design=d, random_seed=0)
+    data0 = spec.simulate(spec.true_values(), design=d, random_seed=0)
     model = spec.build(data0, design=d, priors=priors)
     fn, values, obs = _score_function(model)
     params = free_parameters(model)
@@ -152,7 +155,12 @@ def _evaluate(spec, design, priors, prior_label, n_prior, n_replicates, lambda_t
     white = whitening(flat_white)
     dim = len(names)
     k = n_replicates or max(20, 10 * dim)
-    rep = spec.simulate({n: np.repeat(v, k, axis=0) for n, v in theta.items()}, design=d, random_seed=s_sim)
+    import inspect
+
+    extra = {"on_fail": "nan"} if "on_fail" in inspect.signature(spec.simulate).parameters else {}
+    # non-viable prior draws (a simulator that reports failures as NaN) are skipped and counted
+    rep = spec.simulate({n: np.repeat(v, k, axis=0) for n, v in theta.items()}, design=d, random_seed=s_sim,
+                        **extra)
     acc = np.zeros((dim, dim))
     used = 0
     failed = 0
@@ -186,6 +194,10 @@ def _evaluate(spec, design, priors, prior_label, n_prior, n_replicates, lambda_t
     for j in np.where(lam < lambda_tol)[0]:
         big = {n: disp[i, j] for i, n in enumerate(names) if abs(disp[i, j]) >= 0.15}
         labels.append(name_combination(big, trmap))
+    null = np.where(lam < lambda_tol)[0]
+    combos = []
+    if null.size:
+        combos = [c.name for c in combinations_orthogonal_to(disp[:, null], names, [trmap[n] for n in names])]
     nat = {p.value_name: p.name for p in params}
     natural = []
     for n in names:
@@ -196,7 +208,7 @@ def _evaluate(spec, design, priors, prior_label, n_prior, n_replicates, lambda_t
                                   np.full(dim, 0.5), ConvergenceReport(), th)
     return DesignResult(d.name, prior_label, names, lam, pc, float(0.5 * np.sum(np.log1p(lam))),
                         int(np.sum(lam < lambda_tol)), labels, failed,
-                        {n: v[0] for n, v in zip(natural, verdicts)})
+                        {n: v[0] for n, v in zip(natural, verdicts)}, combos)
 
 
 def compare(spec, designs=None, priors=None, n_prior: int = 64, n_replicates: int | None = None,

@@ -33,6 +33,7 @@ def test_designs_are_ranked_and_named():
     assert dc.best == ("distinct", "default")
     col = next(r for r in dc.results if r.design == "collinear")
     assert col.uninformed_labels == ["beta1 - beta2"]
+    assert col.combinations == ["beta1 + beta2"]
     assert "Design comparison" in dc.to_html()
 
 
@@ -54,3 +55,19 @@ def test_prior_design_breaks_the_additive_ridge():
     assert v.loc[("default", "tight_b"), "b"] == "not identified"
     assert v.loc[("default", "default"), "a"] == "identified only in combination"
     assert dc.best == ("default", "tight_b")
+
+
+@pytest.mark.slow
+@pytest.mark.slice
+def test_gait_designs_before_any_data():
+    """Known answer from the equations of motion: accelerations and positions depend on k and m only
+    through k/m, so every design without force plates has one uninformed direction (k and m scaled
+    together) and identifies k/m; force plates (imu_grf) measure m·a and identify both."""
+    dc = designs.compare("gait.bslip", n_prior=8, random_seed=0)
+    by = {r.design: r for r in dc.results}
+    for d in ("imu_accel", "kinematics", "multi_speed"):
+        assert by[d].n_uninformed == 1 and by[d].combinations == ["k/m"], (d, by[d].combinations)
+        assert by[d].verdicts["k"] == by[d].verdicts["m"] == "identified only in combination"
+    assert by["imu_grf"].n_uninformed == 0
+    assert by["imu_grf"].verdicts["k"] == by["imu_grf"].verdicts["m"] == "identified"
+    assert dc.best[0] == "imu_grf"
