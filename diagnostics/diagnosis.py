@@ -216,6 +216,8 @@ def _component_values(values: dict, draws) -> list:
             continue
         v = np.asarray(values[var], float)
         size = sum(1 for vv, _ in draws.index.values() if vv == var)
+        if v.size % size:
+            raise ValueError(f"values[{var!r}] has {v.size} entries, not a multiple of its {size} components")
         v = v.reshape(-1, size) if v.size % size == 0 and size > 1 else v.reshape(-1, 1)
         out.append(v[:, k] if size > 1 else v[:, 0])
     return out

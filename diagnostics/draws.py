@@ -214,7 +214,7 @@ def extract_draws(tree: xr.DataTree, var_names=None, transforms="auto") -> Param
             unames.append(_component_name(uname, ix))
             trs.append(tr)
             variables.append(v)
-            index[n] = (v, k)
+            index[n] = (v_rows, k)  # truth / natural values are looked up by this name
         cols["post"].append(q)
         cols["prior"].append(p)
         cols["upost"].append(uq)
