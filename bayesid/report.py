@@ -73,7 +73,7 @@ def diagnosis_html(diag, figures: bool = True) -> str:
     from bayesid.diagnostics.plots import VERDICT_COLORS
 
     t = diag.table
-    cols = [c for c in ("mean", "sd", "truth", "z", "contraction", "contraction_unc", "overlap",
+    cols = [c for c in ("mean", "sd", "truth", "z", "contraction", "contraction_unc", "overlap", "bimodality",
                         "psense_prior", "psense_likelihood", "rhat", "ess_bulk") if c in t]
     rows = [dict(name=n, vals=[_fmt(t.loc[n, c]) for c in cols], verdict=t.loc[n, "verdict"],
                  color=VERDICT_COLORS.get(t.loc[n, "verdict"], "#000")) for n in t.index]

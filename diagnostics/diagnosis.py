@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from .combinations import Combination, combinations_orthogonal_to, name_combination, variance_ratio
-from .contraction import contraction, contraction_se, zscore
+from .contraction import BIMODAL, bimodality, contraction, contraction_se, zscore
 from .convergence import ConvergenceReport, convergence
 from .draws import ParameterDraws, extract_draws
 from .overlap import overlap
@@ -150,6 +150,11 @@ class Diagnosis:
                   "prior-data conflict"):
             if v in groups:
                 lines.append(f"{v.capitalize()}: {', '.join(groups[v])}.")
+        multi = [n for n, b in self.table["bimodality"].items() if b > BIMODAL]
+        if multi:
+            lines.append(f"The posterior of {', '.join(multi)} looks multimodal (bimodality coefficient > "
+                         f"{BIMODAL}): the data may allow several separate solutions (a label swap or a "
+                         "second branch), which variance-based verdicts cannot see. Inspect the marginals.")
         for r in self.ridges[:5]:
             lines.append(f"Ridge ({r.source}): the data cannot tell points apart along {r.label} "
                          f"(posterior/prior variance ratio {r.ratio:.2f}).")
@@ -317,6 +322,7 @@ def diagnose(tree, model=None, truth=None, var_names=None, fisher="auto", thresh
         "contraction_se": c_se,
         "contraction_unc": c_unc,
         "overlap": ov,
+        "bimodality": bimodality(dr.posterior_unc),
     }, index=pd.Index(dr.names, name="parameter"))
     if tv is not None:
         table["truth"] = tv

@@ -256,3 +256,16 @@ def test_dimension_changing_transform_zero_sum():
     assert diag.table["z"].isna().all()  # natural-scale truth has no meaning in the free coordinates
     assert diag.ridges == [] and set(diag.verdicts.values()) == {"identified"}
     assert "do not map one-to-one" in diag.psense_note
+
+
+def test_multimodal_posterior_is_flagged():
+    """Known answer: a 50/50 mixture of N(±2, 0.1) has bimodality coefficient ≈ 0.97 > 0.6 (a label
+    swap). Negative control: Gaussian draws give ≈ 1/3 and no flag."""
+    rng = np.random.default_rng(3)
+    sign = np.where(rng.random(4000) < 0.5, -1.0, 1.0)
+    post = {"a": sign * 2 + rng.normal(0, .1, 4000), "b": rng.normal(0, .1, 4000)}
+    prior = {"a": rng.normal(0, 3, 4000), "b": rng.normal(0, 1, 4000)}
+    diag = bayesid.diagnose(_hand_tree(post, prior))
+    assert diag.table.loc["a", "bimodality"] > 0.9
+    assert abs(diag.table.loc["b", "bimodality"] - 1 / 3) < 0.05
+    assert "a looks multimodal" in diag.summary()
