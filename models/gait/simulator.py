@@ -76,7 +76,7 @@ STATUS_MESSAGES = {
     FLIGHT: "flight phase: the stance leg reached its rest length in single support (running/hopping, "
             "not walking)",
     FRONT_LIFTOFF: "front leg lifted off first in double support (the walker bounced back)",
-    STALLED: "stalled: no touchdown within t_stall seconds",
+    STALLED: "stalled: no touchdown within t_stall seconds (or contacts chattering within one step)",
     BAD_START: "invalid start: need 0 < L0 − y0 and y0 > L0·sin(α0) at VLO, v0 > 0",
     BAD_PARAMS: "invalid parameters: need finite k/m > 0, L0 > 0 and 0 < α0 < 90°",
 }
@@ -549,9 +549,13 @@ def walk_core(q, dt, n_sub, n_t, max_steps, t_stall, want_tan, out, jac, events)
             if status != OK:
                 break
             n_split += 1
-            if h_rem <= 1e-13 * h or n_split > 8:
+            if h_rem <= 1e-13 * h:
                 # the event fell on the grid point (within round-off): nothing left to integrate
                 t += h_rem
+                break
+            if n_split > 8:
+                # contacts chattering within one step: not a walking gait
+                status = STALLED
                 break
         if status == OK:
             if z[2] <= 0.0 or z[1] < 0.5 * L0 or not np.isfinite(z[1]):
