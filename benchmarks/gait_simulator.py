@@ -39,9 +39,9 @@ def scipy_walk(q, n_steps=10, rtol=1e-8, atol=1e-10):
         ax, ay = 0.0, -sim.G
         for f in feet:
             rx, ry = z[0] - f, z[1]
-            l = np.hypot(rx, ry)
-            ax += kap * (L0 / l - 1.0) * rx
-            ay += kap * (L0 / l - 1.0) * ry
+            ln = np.hypot(rx, ry)
+            ax += kap * (L0 / ln - 1.0) * rx
+            ay += kap * (L0 / ln - 1.0) * ry
         return [z[2], z[3], ax, ay]
 
     def touchdown(t, z):

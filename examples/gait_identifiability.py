@@ -19,8 +19,6 @@ import os
 import sys
 import warnings
 
-import numpy as np
-
 import bayesid
 from bayesid import models
 
@@ -45,7 +43,7 @@ def main(tiny=False, seed=7):
     spec = models.get("gait.bslip")
     truth = spec.true_values()
     draws, chains = (200, 2) if tiny else (1000, 4)
-    print(f"subject: " + ", ".join(f"{p.name} = {float(truth[p.name]):g} {p.unit}" for p in spec.parameters))
+    print("subject: " + ", ".join(f"{p.name} = {float(truth[p.name]):g} {p.unit}" for p in spec.parameters))
     for name in ("imu_accel", "kinematics", "multi_speed", "imu_grf"):
         design = spec.make_design(name, duration=1.5) if tiny else spec.design(name)
         data = spec.simulate(truth, design, random_seed=seed)

@@ -110,20 +110,20 @@ def _f(z, feet, dfeet, nf, kap, L0, dkap, dL0, dz, c0, c1, out, dout):
     for i in range(nf):
         rx = z[0] - feet[i]
         ry = z[1]
-        l = np.sqrt(rx * rx + ry * ry)
-        s = L0 / l - 1.0
+        ln = np.sqrt(rx * rx + ry * ry)
+        s = L0 / ln - 1.0
         ax += kap * s * rx
         ay += kap * s * ry
         if c1 > c0:
-            c = kap * L0 / (l * l * l)
+            c = kap * L0 / (ln * ln * ln)
             axx = kap * s - c * rx * rx
             axy = -c * rx * ry
             ayy = kap * s - c * ry * ry
             for j in range(c0, c1):
                 drx = dz[0, j] - dfeet[i, j]
                 dry = dz[1, j]
-                dout[2, j] += axx * drx + axy * dry + s * rx * dkap[j] + kap * rx / l * dL0[j]
-                dout[3, j] += axy * drx + ayy * dry + s * ry * dkap[j] + kap * ry / l * dL0[j]
+                dout[2, j] += axx * drx + axy * dry + s * rx * dkap[j] + kap * rx / ln * dL0[j]
+                dout[3, j] += axy * drx + ayy * dry + s * ry * dkap[j] + kap * ry / ln * dL0[j]
     out[2] = ax
     out[3] = ay - G
 
@@ -156,14 +156,14 @@ def _rk4(z, dz, feet, dfeet, nf, kap, L0, dkap, dL0, h, dh, c0, c1, zn, dzn, K, 
 def _acc_val(x, y, f0, f1, nf, kap, L0):
     """CoM acceleration (value only) for the fast path without sensitivities."""
     rx = x - f0
-    l = np.sqrt(rx * rx + y * y)
-    s = kap * (L0 / l - 1.0)
+    ln = np.sqrt(rx * rx + y * y)
+    s = kap * (L0 / ln - 1.0)
     ax = s * rx
     ay = s * y
     if nf == 2:
         rx = x - f1
-        l = np.sqrt(rx * rx + y * y)
-        s = kap * (L0 / l - 1.0)
+        ln = np.sqrt(rx * rx + y * y)
+        s = kap * (L0 / ln - 1.0)
         ax += s * rx
         ay += s * y
     return ax, ay - G
@@ -204,19 +204,19 @@ def _stage_tan(x, y, f0, f1, nf, kap, L0, dzs, dfeet, dkap, dL0, c0, c1, dk):
     for i in range(nf):
         rx = x - (f0 if i == 0 else f1)
         l2 = rx * rx + y * y
-        l = np.sqrt(l2)
-        s = L0 / l - 1.0
+        ln = np.sqrt(l2)
+        s = L0 / ln - 1.0
         ks = kap * s
         ax += ks * rx
         ay += ks * y
-        c = kap * L0 / (l2 * l)
+        c = kap * L0 / (l2 * ln)
         axx = ks - c * rx * rx
         axy = -c * rx * y
         ayy = ks - c * y * y
         bx = s * rx
         by = s * y
-        ex = kap * rx / l
-        ey = kap * y / l
+        ex = kap * rx / ln
+        ey = kap * y / ln
         for j in range(c0, c1):
             drx = dzs[0, j] - dfeet[i, j]
             dry = dzs[1, j]
@@ -445,7 +445,7 @@ def walk_core(q, dt, n_sub, n_t, max_steps, t_stall, want_tan, out, jac, events)
                 for i in range(nf):
                     dfeet[i, 0] = 0.0
                 dh[0] = 1.0
-                for it in range(60):
+                for _it in range(60):
                     # value and exact d/dtau of the RK4 step map (tangent column 0 only)
                     _rk4(z, dz, feet, dfeet, nf, kap, L0, dkap, dL0, tau, dh, 0, 1,
                          zn, dzn, K, DK, zt, dzt)
