@@ -187,6 +187,19 @@ def test_sensitivities_match_finite_differences_across_events():
         assert (np.abs(fd - J[:, :, p]).max(axis=0) <= 1e-5 * scale).all(), sim.Q_NAMES[p]
 
 
+def test_value_only_and_sensitivity_paths_give_the_same_walks(spec):
+    """simulate() uses the scalar value-only RK4, the Op the tangent RK4: same arithmetic up to
+    round-off, across prior draws with many events."""
+    th = spec.sample_prior(50, random_seed=9)
+    Q = spec.core_q(th)[:, 0]
+    a = sim.simulate_walks(Q, n_t=300)
+    b = sim.simulate_walks(Q, n_t=300, sensitivities=True)
+    assert np.array_equal(a["status"], b["status"])
+    ok = a["status"] == 0
+    assert ok.sum() >= 30
+    assert np.abs(a["out"][ok, :, :6] - b["out"][ok, :, :6]).max() < 1e-9
+
+
 @pytest.mark.parametrize("design", ["imu_accel", "imu_grf"])
 def test_logp_gradient_matches_finite_differences(spec, design):
     d = spec.make_design(design, duration=2.0)
