@@ -12,6 +12,17 @@ package trains such networks and measures, against the MCMC diagnostics, where t
 * :func:`saliency`, :func:`intervention_study` — explanations versus predictions.
 
 The comparison with the MCMC answer is :func:`bayesid.compare.compare`.
+
+Examples
+--------
+>>> import bayesid, bayesid.compare                                    # doctest: +SKIP
+>>> from bayesid.neural import Ensemble, PointEstimator, NPE, calibrate
+>>> ens = Ensemble(PointEstimator(epochs=15), n_members=3, random_seed=0).fit("toy.additive",
+...                                                                        n_simulations=10_000)
+>>> cmp = bayesid.compare(diagnosis, ens, n_test=500, random_seed=1)    # or diagnosis=None: known answer
+>>> cmp.directions[["label", "mcmc_verdict", "error_ratio", "neural_verdict"]]
+>>> npe = NPE(epochs=20, random_seed=0).fit("toy.identified", n_simulations=10_000)
+>>> calibrate(npe, "toy.identified", n_datasets=300, random_seed=2)     # SBC + coverage
 """
 
 from __future__ import annotations
