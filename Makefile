@@ -22,8 +22,12 @@ $(VENV)/.installed: pyproject.toml
 
 setup: $(VENV)/.installed
 
+# The main job on the built-in default: the gait model (BSLIP walking, pelvis accelerometer) — fit,
+# diagnose, report — then rank its sensor designs before any data are collected.
+DEMO_MODEL ?= gait.bslip
 demo: setup
-	$(VENV)/bin/bayesid report toy.additive -o $(OUT)/report.html
+	$(VENV)/bin/bayesid report $(DEMO_MODEL) -o $(OUT)/report.html
+	$(VENV)/bin/bayesid designs $(DEMO_MODEL) -o $(OUT)/designs.html
 
 test: setup
 	$(PY) -m pytest -q -m "not slow or slice" tests

@@ -52,9 +52,9 @@ def diagnose_model(name, design=None, priors=None, truth=None, draws: int = 1000
     cache = None
     if cache_dir is not None:
         cache = Path(cache_dir) / f"{spec.name}-{d.name}-{random_seed}.nc"
+    kw = {**spec.sampler_kwargs(model), **fit_kwargs}
     tree = fit(model, draws=draws, tune=tune, chains=chains,
-               random_seed=int(seeds[1].generate_state(1)[0]), cache=cache, progressbar=progressbar,
-               **fit_kwargs)
+               random_seed=int(seeds[1].generate_state(1)[0]), cache=cache, progressbar=progressbar, **kw)
     diag = diagnose(tree, model=model if fisher else None, truth=truth, random_seed=random_seed,
                     title=f"{spec.name} — design {d.name}", progressbar=progressbar)
     diag.spec, diag.design = spec, d

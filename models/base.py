@@ -315,6 +315,11 @@ class ModelSpec:
             raise BadDataError(f"theta entries have different batch sizes {sizes}")
         return out, bool(single)
 
+    def sampler_kwargs(self, model) -> dict:
+        """Keyword arguments for :func:`bayesid.fit` that this model needs (start points, step size...).
+        The default is none; :func:`bayesid.workflow.diagnose_model` and the CLI apply them."""
+        return {}
+
     def _build(self, data, design, priors):
         raise NotImplementedError
 
