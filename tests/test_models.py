@@ -146,3 +146,18 @@ def test_package_layout_has_no_top_level_models_package(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["None", "None"]
     assert bayesid.models.__name__ == "bayesid.models"
+
+
+@pytest.mark.parametrize("name", models.list())
+def test_every_registered_model_honours_the_contract(name):
+    """Every registered family loads, records a known answer for each design, and its simulator's
+    output builds its PyMC program under every design."""
+    spec = models.get(name)
+    assert spec.name == name and spec.parameters and spec.default_design in spec.designs
+    assert set(spec.known_answers) == set(spec.designs)
+    for design in spec.designs:
+        data = spec.simulate(design=design, random_seed=0)
+        assert {k: np.shape(v) for k, v in data.items() if k in spec.data_shapes(design)} == \
+            {k: tuple(v) for k, v in spec.data_shapes(design).items()}
+        m = spec.build(data, design=design)
+        assert set(spec.parameter_names) <= {rv.name for rv in m.free_RVs} | {v.name for v in m.deterministics}
