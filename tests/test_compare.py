@@ -154,3 +154,19 @@ def test_compare_refuses_estimator_trained_on_other_parameters():
     est.meta["transform"].unconstrained_names = ["b", "a"]  # as if the model's parameter order changed
     with pytest.raises(ValueError, match="Retrain"):
         compare(None, est, n_test=20)
+
+
+def test_npe_posterior_is_the_prior_along_the_ridge_and_c2st_against_mcmc():
+    """NPE on toy.additive: its posterior variance along a − b equals the prior's (known answer 1), it
+    contracts along a + b, and compare() refits a held-out dataset with NUTS for a C2ST."""
+    from bayesid.neural import NPE
+
+    npe = NPE(epochs=8, lr=3e-3, random_seed=0).fit("toy.additive", n_simulations=5000)
+    cmp = compare(None, npe, n_test=N_TEST, random_seed=1, n_mcmc=1, n_posterior_draws=200,
+                  mcmc_kwargs=dict(draws=300, tune=300))
+    dirs = cmp.directions.set_index("mcmc_verdict")
+    assert abs(dirs.loc["not identified", "npe_ratio"] - 1.0) < 4 * _se(1.0)
+    assert dirs.loc["identified", "npe_ratio"] <= RECOVERED_RATIO
+    row = cmp.held_out.iloc[0]
+    assert 0.0 <= row["c2st_accuracy"] <= 1.0 and 0.0 <= row["c2st_pvalue"] <= 1.0
+    assert np.isfinite(row["mcmc_seconds"])
