@@ -223,8 +223,7 @@ def _component_values(values: dict, draws) -> list:
         size = sum(1 for vv, _ in draws.index.values() if vv == var)
         if v.size % size:
             raise ValueError(f"values[{var!r}] has {v.size} entries, not a multiple of its {size} components")
-        v = v.reshape(-1, size) if v.size % size == 0 and size > 1 else v.reshape(-1, 1)
-        out.append(v[:, k] if size > 1 else v[:, 0])
+        out.append(v.reshape(-1, size)[:, k])
     return out
 
 
@@ -234,7 +233,7 @@ def _truth_vector(truth, draws):
     return np.array([np.nan if v is None else float(v[0]) for v in _component_values(truth, draws)])
 
 
-def _make_direction(j, ds, names, trmap, th, source="draws", vectors=None, ratios=None, se=None):
+def _make_direction(j, ds, names, trmap, th, source="draws"):
     disp = {n: float(ds.displacements[i, j]) for i, n in enumerate(names) if abs(ds.displacements[i, j]) > 1e-3}
     coef = {n: float(ds.coefficients[i, j]) for i, n in enumerate(names) if abs(ds.coefficients[i, j]) > 1e-3}
     ratio = float(ds.ratios[j])
