@@ -7,7 +7,7 @@ __version__ = "0.1.0"
 from . import models  # noqa: E402
 from .fit import fit  # noqa: E402
 
-__all__ = ["models", "fit", "diagnose", "diagnostics", "designs", "report", "__version__"]
+__all__ = ["models", "fit", "diagnose", "diagnostics", "designs", "report", "compare", "neural", "__version__"]
 
 
 def __getattr__(name):  # lazy: keep `import bayesid` light
@@ -19,7 +19,8 @@ def __getattr__(name):  # lazy: keep `import bayesid` light
         import importlib
 
         return importlib.import_module(".diagnostics", __name__)
-    if name in ("report", "designs", "workflow"):
+    if name in ("report", "designs", "workflow", "compare", "neural"):
+        # bayesid.compare is a callable module: bayesid.compare(diagnosis, estimator, ...)
         import importlib
 
         return importlib.import_module(f".{name}", __name__)

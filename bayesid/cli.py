@@ -1,5 +1,6 @@
 """Command line: ``bayesid models``, ``bayesid report MODEL [--design D] -o report.html``,
-``bayesid designs MODEL [--design D ...] [-o designs.html]``."""
+``bayesid designs MODEL [--design D ...] [-o designs.html]``,
+``bayesid neural MODEL [--design D] [-o neural.html]`` (needs the ``neural`` extra)."""
 
 from __future__ import annotations
 
@@ -57,6 +58,42 @@ def _cmd_designs(args):
     return 0
 
 
+def _cmd_neural(args):
+    from . import models, report
+    from .compare import compare
+    from .neural import Ensemble, PointEstimator, simulate_training_set
+    from .workflow import diagnose_model
+
+    spec = models.get(args.model)
+    design = spec.design(args.design).name
+    out = Path(args.output)
+    sections = []
+    if args.no_mcmc:
+        diag = None  # the model's recorded known answer gives the directions
+    else:
+        diag, _, _ = diagnose_model(spec, design=design, draws=args.draws, tune=args.draws, chains=args.chains,
+                                    random_seed=args.seed, cache_dir=out.parent / ".bayesid-cache")
+        print(diag)
+        sections.append(diag.to_html())
+    ts = simulate_training_set(spec, args.n_sims, design=design, random_seed=args.seed, progressbar=True)
+    ens = Ensemble(PointEstimator(epochs=args.epochs, progressbar=True), n_members=args.members,
+                   random_seed=args.seed).fit(ts)
+    cmp = compare(diag, ens, n_test=args.n_test, random_seed=args.seed + 1)
+    print(cmp)
+    sections.append(cmp.to_html())
+
+    class _Page:  # report.write takes objects with to_html()
+        def __init__(self, html):
+            self.html = html
+
+        def to_html(self):
+            return self.html
+
+    report.write([_Page(h) for h in sections], out, title=f"bayesid neural: {spec.name} ({design})")
+    print(f"\nwrote {out}")
+    return 0
+
+
 def main(argv=None) -> int:
     """Entry point of the ``bayesid`` console script."""
     p = argparse.ArgumentParser(prog="bayesid", description="Which parameters can your data determine?")
@@ -77,11 +114,24 @@ def main(argv=None) -> int:
     d.add_argument("--n-prior", type=int, default=64, help="prior draws averaged over")
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("-o", "--output", default=None, help="HTML file to write")
+    n = sub.add_parser("neural", help="train an amortized point-estimator ensemble and compare it with MCMC")
+    n.add_argument("model")
+    n.add_argument("--design", default=None)
+    n.add_argument("--n-sims", type=int, default=20000, help="training simulations")
+    n.add_argument("--epochs", type=int, default=20)
+    n.add_argument("--members", type=int, default=3, help="ensemble members (seeds)")
+    n.add_argument("--n-test", type=int, default=500, help="held-out datasets")
+    n.add_argument("--draws", type=int, default=1000, help="NUTS draws per chain for the MCMC diagnosis")
+    n.add_argument("--chains", type=int, default=4)
+    n.add_argument("--no-mcmc", action="store_true", help="use the model's known answer instead of a NUTS fit")
+    n.add_argument("--seed", type=int, default=0)
+    n.add_argument("-o", "--output", default="neural.html")
     args = p.parse_args(argv)
     from .models import UnknownModelError
 
     try:
-        return {"models": _cmd_models, "report": _cmd_report, "designs": _cmd_designs}[args.cmd](args)
+        return {"models": _cmd_models, "report": _cmd_report, "designs": _cmd_designs,
+                "neural": _cmd_neural}[args.cmd](args)
     except (UnknownModelError, KeyError, ValueError, TypeError) as err:
         print(f"bayesid: error: {err}", file=sys.stderr)
         return 2

@@ -42,8 +42,9 @@ def _mcmc_seconds(spec, design, n, draws, tune, chains, seed=0):
     for i in range(n):
         data = spec.simulate(design=design, random_seed=seed + i)
         t = time.perf_counter()
-        bayesid.fit(spec.build(data, design), draws=draws, tune=tune, chains=chains, random_seed=seed + i,
-                    progressbar=False)
+        model = spec.build(data, design)
+        bayesid.fit(model, draws=draws, tune=tune, chains=chains, random_seed=seed + i, progressbar=False,
+                    **spec.sampler_kwargs(model))
         ts.append(time.perf_counter() - t)
     return ts
 

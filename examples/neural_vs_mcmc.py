@@ -38,7 +38,8 @@ def main(argv=None):
 
     # 1. MCMC answer on one dataset (the default true values)
     data = spec.simulate(design=design, random_seed=a.seed)
-    tree = bayesid.fit(spec.build(data, design), draws=500, tune=500, chains=2, random_seed=a.seed)
+    model = spec.build(data, design)
+    tree = bayesid.fit(model, draws=500, tune=500, chains=2, random_seed=a.seed, **spec.sampler_kwargs(model))
     diag = bayesid.diagnose(tree, truth=spec.true_values())
     print(diag)
 
