@@ -677,7 +677,7 @@ def direction_functionals(diagnosis, unconstrained_names) -> tuple[dict, dict]:
     mu = np.asarray(diagnosis.prior_mean, float)
     W = (diagnosis.whiten(mu[None] + np.eye(d)) - diagnosis.whiten(mu[None])).T  # z = W (u - mu)
     out, verdicts = {}, {}
-    for k, dr in enumerate(diagnosis.directions):
+    for dr in diagnosis.directions:
         c_diag = W.T @ np.asarray(dr.vector, float)
         c = np.zeros(d)
         for i, n in enumerate(names):
@@ -712,7 +712,7 @@ def explanation_study(diagnosis, spec, design=None, estimator="point", include_p
     q, verdicts = direction_functionals(diagnosis, tr.unconstrained_names)
     if include_parameters:
         table = diagnosis.table
-        for j, (n, un) in enumerate(zip(tr.names, tr.unconstrained_names)):
+        for j, n in enumerate(tr.names):
             q[n] = np.eye(len(tr.names))[j]
             verdicts[n] = str(table.loc[n, "verdict"]) if n in table.index else ""
     return intervention_study(spec, estimator=estimator, design=design, quantities=q, verdicts=verdicts,

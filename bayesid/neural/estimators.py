@@ -491,7 +491,8 @@ class Ensemble:
         return path
 
     def __repr__(self):
-        return f"<Ensemble of {self.n_members} × {type(self.template).__name__}{'' if self.members else ' (untrained)'}>"
+        state = "" if self.members else " (untrained)"
+        return f"<Ensemble of {self.n_members} × {type(self.template).__name__}{state}>"
 
 
 _CLASSES = {"PointEstimator": PointEstimator, "NPE": NPE}

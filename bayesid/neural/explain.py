@@ -17,7 +17,6 @@ repeats, with a Student-t 95 % confidence interval on ``n_repeats - 1`` degrees 
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 
 import numpy as np

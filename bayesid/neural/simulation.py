@@ -205,7 +205,7 @@ class TrainingSet:
         """Network input: ``(n, C, T)`` for sequences, ``(n, F)`` otherwise (float32)."""
         return stack_data(self.data, self.layout)
 
-    def subset(self, idx) -> "TrainingSet":
+    def subset(self, idx) -> TrainingSet:
         """A new TrainingSet with rows ``idx``."""
         return TrainingSet(self.theta[idx], self.theta_unc[idx], {k: v[idx] for k, v in self.data.items()},
                            self.transform, self.model, self.design, self.random_seed, 0, self.layout)
