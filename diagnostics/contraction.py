@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["contraction", "contraction_se", "zscore", "bimodality"]
+__all__ = ["contraction", "contraction_se", "relative_variance_se", "zscore", "bimodality"]
 
 
 def contraction(prior: np.ndarray, posterior: np.ndarray) -> np.ndarray:
@@ -36,21 +36,38 @@ def contraction(prior: np.ndarray, posterior: np.ndarray) -> np.ndarray:
     return 1.0 - posterior.var(axis=0, ddof=1) / vprior
 
 
-def contraction_se(prior, posterior, ess) -> np.ndarray:
-    """Monte Carlo standard error of :func:`contraction`.
+def relative_variance_se(draws: np.ndarray) -> np.ndarray:
+    """Relative Monte Carlo standard error of the variance of each column.
 
-    Delta method for a ratio of two independent variance estimates, each with relative variance
-    ``2 / n_eff`` (Gaussian draws): ``se(1 − r) = r·sqrt(2/ess_post + 2/n_prior)``.
+    The variance is the mean of the squared deviations ``s = (x − x̄)²``; its MCSE is
+    ``sd(s) / sqrt(ESS(s))``, with the ESS of the squares themselves (arviz-stats, chains kept apart):
+    this holds for any distribution of x (no Gaussian ``2/n``) and for autocorrelated or antithetic
+    NUTS draws, whose ESS for the mean can far exceed the ESS for the variance.
 
     Parameters
     ----------
-    ess : array_like, shape (d,)
-        Effective sample size of the posterior draws per column (bulk ESS of the square is the
-        strict choice; bulk ESS of the parameter is used by :func:`bayesid.diagnose`).
+    draws : ndarray, shape (chains, draws, d) or (n, d)
+        MCMC draws (chain structure kept) or independent draws.
     """
+    import arviz_stats as azs
+
+    x = np.asarray(draws, float)
+    if x.ndim == 2:
+        x = x[None]
+    sq = (x - x.reshape(-1, x.shape[-1]).mean(axis=0)) ** 2
+    ess = np.atleast_1d(azs.ess(sq, chain_axis=0, draw_axis=1, method="bulk")) if x.shape[1] > 3 else \
+        np.full(x.shape[-1], float(x.shape[0] * x.shape[1]))
+    flat = sq.reshape(-1, sq.shape[-1])
+    return flat.std(axis=0, ddof=1) / (flat.mean(axis=0) * np.sqrt(ess))
+
+
+def contraction_se(prior, posterior) -> np.ndarray:
+    """Monte Carlo standard error of :func:`contraction`: ``se(1 − r) = r·sqrt(ρ_post² + ρ_prior²)``
+    with ``ρ`` the relative MCSEs of the two variances (:func:`relative_variance_se`; prior draws are
+    independent)."""
     prior = np.asarray(prior, float)
     r = 1.0 - contraction(prior, posterior)
-    return np.abs(r) * np.sqrt(2.0 / np.asarray(ess, float) + 2.0 / prior.shape[0])
+    return np.abs(r) * np.hypot(relative_variance_se(posterior), relative_variance_se(prior))
 
 
 def zscore(posterior: np.ndarray, truth: np.ndarray) -> np.ndarray:

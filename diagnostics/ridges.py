@@ -70,7 +70,8 @@ class DirectionSet:
     displacements, coefficients : ndarray, shape (d, d)
         Columns, each normalised to max |.| = 1 and a positive largest entry.
     ratio_se : ndarray, shape (d,)
-        Monte Carlo standard error, ``r·sqrt(2/ess + 2/n_prior)``.
+        Monte Carlo standard error of each ratio, from the ESS of the squared projections
+        (:func:`bayesid.diagnostics.contraction.relative_variance_se`) and the prior sample size.
     """
 
     ratios: np.ndarray
@@ -88,29 +89,30 @@ def _normalise_columns(m):
     return m
 
 
-def posterior_directions(white: Whitening, posterior_unc: np.ndarray, ess: float | None = None,
-                         n_prior: int | None = None) -> DirectionSet:
+def posterior_directions(white: Whitening, posterior_unc: np.ndarray, n_prior: int | None = None) -> DirectionSet:
     """Directions of the posterior relative to the prior.
 
     Parameters
     ----------
     white : Whitening
         From :func:`whitening` of the prior draws.
-    posterior_unc : ndarray, shape (..., d)
-        Unconstrained posterior draws.
-    ess : float, optional
-        Effective sample size for the standard errors (default: number of draws).
+    posterior_unc : ndarray, shape (chains, draws, d) or (n, d)
+        Unconstrained posterior draws (keep the chain structure for honest standard errors).
     n_prior : int, optional
-        Number of prior draws (for the standard errors).
+        Number of prior draws (for the standard errors; Gaussian ``2/n`` relative variance).
     """
+    from .contraction import relative_variance_se
+
     d = white.mean.size
-    z = white.whiten(np.asarray(posterior_unc, float).reshape(-1, d))
+    q = np.asarray(posterior_unc, float)
+    lead = q.shape[:-1] if q.ndim == 3 else (1, q.shape[0])
+    z = white.whiten(q.reshape(-1, d))
     cz = np.atleast_2d(np.cov(z, rowvar=False))
     r, v = np.linalg.eigh(cz)
     disp = _normalise_columns(white.chol @ v)
     coef = _normalise_columns(np.linalg.solve(white.chol.T, v))
-    ess = float(ess if ess is not None else z.shape[0])
-    se = np.abs(r) * np.sqrt(2.0 / ess + (2.0 / n_prior if n_prior else 0.0))
+    rel = relative_variance_se((z @ v).reshape(*lead, d))
+    se = np.abs(r) * np.sqrt(rel**2 + (2.0 / n_prior if n_prior else 0.0))
     return DirectionSet(r, v, disp, coef, se)
 
 
