@@ -66,6 +66,7 @@ class DesignComparison:
         rows = []
         for r in self.results:
             row = {"design": r.design, "prior": r.prior, "identified": r.n_identified,
+                   "non_viable_prior_draws": r.n_failed,
                    "expected_information_gain": r.eig,
                    "uninformed_directions": r.n_uninformed,
                    "uninformed": "; ".join(r.uninformed_labels),
@@ -159,8 +160,12 @@ def _evaluate(spec, design, priors, prior_label, n_prior, n_replicates, lambda_t
 
     extra = {"on_fail": "nan"} if "on_fail" in inspect.signature(spec.simulate).parameters else {}
     # non-viable prior draws (a simulator that reports failures as NaN) are skipped and counted
-    rep = spec.simulate({n: np.repeat(v, k, axis=0) for n, v in theta.items()}, design=d, random_seed=s_sim,
-                        **extra)
+    import warnings
+
+    with warnings.catch_warnings():  # non-viable draws are counted in DesignResult.n_failed instead
+        warnings.simplefilter("ignore", UserWarning)
+        rep = spec.simulate({n: np.repeat(v, k, axis=0) for n, v in theta.items()}, design=d,
+                            random_seed=s_sim, **extra)
     acc = np.zeros((dim, dim))
     used = 0
     failed = 0
