@@ -12,17 +12,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from bayesid.models.base import as_seed_sequence
+
 __all__ = ["ParameterTransform", "TrainingSet", "simulate_training_set", "data_layout", "stack_data",
            "seed_sequence", "seed_int"]
 
 
-def seed_sequence(random_seed) -> np.random.SeedSequence:
-    """``random_seed`` (None, int, sequence of ints or SeedSequence) as a SeedSequence."""
-    if isinstance(random_seed, np.random.SeedSequence):
-        return random_seed
-    if isinstance(random_seed, np.random.Generator):
-        return np.random.SeedSequence(int(random_seed.integers(2**63)))
-    return np.random.SeedSequence(random_seed)
+seed_sequence = as_seed_sequence  # ``random_seed`` (None, int, ints, SeedSequence, Generator) as a SeedSequence
 
 
 def seed_int(random_seed) -> int:
