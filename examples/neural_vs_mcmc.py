@@ -7,6 +7,7 @@ explanations-vs-predictions study.
 
     python examples/neural_vs_mcmc.py                      # toy.additive, ~1 min on 2 cores
     python examples/neural_vs_mcmc.py --model gait.bslip   # the gait model (~10 min on 2 cores)
+    python examples/neural_vs_mcmc.py --tiny               # what the tests run (sizes too small to read)
 """
 
 from __future__ import annotations
@@ -28,35 +29,42 @@ def main(argv=None):
     ap.add_argument("--n-sims", type=int, default=None)
     ap.add_argument("--out", default="neural_vs_mcmc.html")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--tiny", action="store_true", help="tiny sizes (what the tests run; numbers are noisy)")
     a = ap.parse_args(argv)
     torch.set_num_threads(2)
     warnings.simplefilter("ignore", UserWarning)
     spec = bayesid.models.get(a.model)
     design = spec.design(a.design).name
     gait = a.model.startswith("gait")
-    n = a.n_sims or (20000 if gait else 10000)
+    n = a.n_sims or (2000 if a.tiny else 20000 if gait else 10000)
+    epochs = 3 if a.tiny else 20
+    n_test = 100 if a.tiny else 500
 
     # 1. MCMC answer on one dataset (the default true values)
     data = spec.simulate(design=design, random_seed=a.seed)
     model = spec.build(data, design)
-    tree = bayesid.fit(model, draws=500, tune=500, chains=2, random_seed=a.seed, **spec.sampler_kwargs(model))
+    draws = 200 if a.tiny else 500
+    tree = bayesid.fit(model, draws=draws, tune=draws, chains=2, random_seed=a.seed, **spec.sampler_kwargs(model))
     diag = bayesid.diagnose(tree, truth=spec.true_values())
     print(diag)
 
     # 2. amortized estimators trained on the same model's simulations
     ts = simulate_training_set(spec, n, design=design, random_seed=a.seed, progressbar=True)
-    ens = Ensemble(PointEstimator(epochs=20, lr=3e-3, progressbar=True), n_members=3, random_seed=a.seed).fit(ts)
-    npe = NPE(epochs=20, lr=3e-3, random_seed=a.seed, progressbar=True).fit(ts)
+    ens = Ensemble(PointEstimator(epochs=epochs, lr=3e-3, progressbar=True), n_members=2 if a.tiny else 3,
+                   random_seed=a.seed).fit(ts)
+    npe = NPE(epochs=epochs, lr=3e-3, random_seed=a.seed, progressbar=True).fit(ts)
 
     # 3. compare on held-out datasets, along the MCMC directions
-    cmp_point = compare(diag, ens, n_test=500, random_seed=a.seed + 1, tree=tree)
-    cmp_npe = compare(diag, npe, n_test=500, random_seed=a.seed + 1, tree=tree, n_mcmc=0 if gait else 2)
-    cal = calibrate(npe, spec, design=design, n_datasets=300, random_seed=a.seed + 2)
+    cmp_point = compare(diag, ens, n_test=n_test, random_seed=a.seed + 1, tree=tree)
+    cmp_npe = compare(diag, npe, n_test=n_test, random_seed=a.seed + 1, tree=tree,
+                      n_mcmc=0 if (gait or a.tiny) else 2)
+    cal = calibrate(npe, spec, design=design, n_datasets=60 if a.tiny else 300, random_seed=a.seed + 2)
     print(cmp_point, cmp_npe, cal, sep="\n\n")
 
     # 4. explanations vs predictions
-    study = explanation_study(diag, spec, design, n_repeats=3, n_simulations=min(n, 5000), n_test=100,
-                              base_config=dict(epochs=10, lr=3e-3), random_seed=a.seed)
+    study = explanation_study(diag, spec, design, n_repeats=2 if a.tiny else 3, n_simulations=min(n, 5000),
+                              n_test=50 if a.tiny else 100, base_config=dict(epochs=2 if a.tiny else 10, lr=3e-3),
+                              random_seed=a.seed)
     ridges = [d.label for d in diag.ridges]
     ident = [d.label for d in diag.directions if d.verdict == "identified"]
     if ridges and ident:
