@@ -15,11 +15,7 @@ def __getattr__(name):  # lazy: keep `import bayesid` light
         from .diagnostics import diagnose
 
         return diagnose
-    if name == "diagnostics":
-        import importlib
-
-        return importlib.import_module(".diagnostics", __name__)
-    if name in ("report", "designs", "workflow", "compare", "neural"):
+    if name in ("diagnostics", "report", "designs", "workflow", "compare", "neural"):
         # bayesid.compare is a callable module: bayesid.compare(diagnosis, estimator, ...)
         import importlib
 
