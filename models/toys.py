@@ -23,10 +23,32 @@ __all__ = ["Additive", "Product", "Scale", "Collinear", "Identified", "Weak"]
 
 
 class _GaussianObs(ModelSpec):
-    """Shared machinery: ``n_obs`` observations ``y`` with known noise ``sigma``."""
+    """Shared machinery: ``n_obs`` observations ``y ~ Normal(mean, sd)``.
+
+    Subclasses give ``_mean`` and ``_sd`` as expressions of the parameters ``p`` (a dict) that work
+    both on PyMC random variables (the PyMC program) and on numpy arrays of shape ``(n_sets, 1)``
+    (the simulator), so the two describe the same process by construction.
+    """
 
     def data_shapes(self, design=None):
         return {"y": (self.design(design)["n_obs"],)}
+
+    def _mean(self, p, design):
+        raise NotImplementedError
+
+    def _sd(self, p, design):
+        return design["sigma"]
+
+    def _build(self, data, design, priors):
+        with pm.Model(coords={"obs": np.arange(design["n_obs"])}) as m:
+            r = self._prior_rvs(priors)
+            pm.Normal("y", self._mean(r, design), self._sd(r, design), observed=data["y"], dims="obs")
+        return m
+
+    def _simulate(self, theta, design, rng):
+        p = {k: v[:, None] for k, v in theta.items()}
+        n = next(iter(theta.values())).shape[0]
+        return {"y": self._mean(p, design) + self._sd(p, design) * rng.standard_normal((n, design["n_obs"]))}
 
 
 class Additive(_GaussianObs):
@@ -51,16 +73,8 @@ class Additive(_GaussianObs):
     )
     known_answers = {"default": _ka, "small": _ka}
 
-    def _build(self, data, design, priors):
-        with pm.Model(coords={"obs": np.arange(design["n_obs"])}) as m:
-            r = self._prior_rvs(priors)
-            pm.Normal("y", r["a"] + r["b"], design["sigma"], observed=data["y"], dims="obs")
-        return m
-
-    def _simulate(self, theta, design, rng):
-        n = theta["a"].shape[0]
-        mu = (theta["a"] + theta["b"])[:, None]
-        return {"y": mu + design["sigma"] * rng.standard_normal((n, design["n_obs"]))}
+    def _mean(self, p, design):
+        return p["a"] + p["b"]
 
 
 class Product(_GaussianObs):
@@ -82,16 +96,8 @@ class Product(_GaussianObs):
         )
     }
 
-    def _build(self, data, design, priors):
-        with pm.Model(coords={"obs": np.arange(design["n_obs"])}) as m:
-            r = self._prior_rvs(priors)
-            pm.Normal("y", r["a"] * r["b"], design["sigma"], observed=data["y"], dims="obs")
-        return m
-
-    def _simulate(self, theta, design, rng):
-        n = theta["a"].shape[0]
-        mu = (theta["a"] * theta["b"])[:, None]
-        return {"y": mu + design["sigma"] * rng.standard_normal((n, design["n_obs"]))}
+    def _mean(self, p, design):
+        return p["a"] * p["b"]
 
 
 class Scale(_GaussianObs):
@@ -112,16 +118,11 @@ class Scale(_GaussianObs):
         )
     }
 
-    def _build(self, data, design, priors):
-        with pm.Model(coords={"obs": np.arange(design["n_obs"])}) as m:
-            r = self._prior_rvs(priors)
-            pm.Normal("y", 0.0, r["s1"] * r["s2"], observed=data["y"], dims="obs")
-        return m
+    def _mean(self, p, design):
+        return 0.0
 
-    def _simulate(self, theta, design, rng):
-        n = theta["s1"].shape[0]
-        sd = (theta["s1"] * theta["s2"])[:, None]
-        return {"y": sd * rng.standard_normal((n, design["n_obs"]))}
+    def _sd(self, p, design):
+        return p["s1"] * p["s2"]
 
 
 def _covariates(design):
@@ -133,6 +134,11 @@ def _covariates(design):
         x2 = np.cos(np.pi * np.arange(n) * 7.0 / n)
         x2 = x2 - x2.mean()
     return x1, x2
+
+
+def _linear(p, design):
+    x1, x2 = _covariates(design)
+    return p["alpha"] + p["beta1"] * x1 + p["beta2"] * x2
 
 
 class Collinear(_GaussianObs):
@@ -164,19 +170,8 @@ class Collinear(_GaussianObs):
         ),
     }
 
-    def _build(self, data, design, priors):
-        x1, x2 = _covariates(design)
-        with pm.Model(coords={"obs": np.arange(design["n_obs"])}) as m:
-            r = self._prior_rvs(priors)
-            mu = r["alpha"] + r["beta1"] * x1 + r["beta2"] * x2
-            pm.Normal("y", mu, design["sigma"], observed=data["y"], dims="obs")
-        return m
-
-    def _simulate(self, theta, design, rng):
-        x1, x2 = _covariates(design)
-        n = theta["alpha"].shape[0]
-        mu = theta["alpha"][:, None] + theta["beta1"][:, None] * x1 + theta["beta2"][:, None] * x2
-        return {"y": mu + design["sigma"] * rng.standard_normal((n, design["n_obs"]))}
+    def _mean(self, p, design):
+        return _linear(p, design)
 
 
 class Identified(_GaussianObs):
@@ -197,18 +192,11 @@ class Identified(_GaussianObs):
         )
     }
 
-    def _build(self, data, design, priors):
-        x = np.linspace(-1.0, 1.0, design["n_obs"])
-        with pm.Model(coords={"obs": np.arange(design["n_obs"])}) as m:
-            r = self._prior_rvs(priors)
-            pm.Normal("y", r["alpha"] + r["beta"] * x, r["sigma"], observed=data["y"], dims="obs")
-        return m
+    def _mean(self, p, design):
+        return p["alpha"] + p["beta"] * np.linspace(-1.0, 1.0, design["n_obs"])
 
-    def _simulate(self, theta, design, rng):
-        x = np.linspace(-1.0, 1.0, design["n_obs"])
-        n = theta["alpha"].shape[0]
-        mu = theta["alpha"][:, None] + theta["beta"][:, None] * x
-        return {"y": mu + theta["sigma"][:, None] * rng.standard_normal((n, design["n_obs"]))}
+    def _sd(self, p, design):
+        return p["sigma"]
 
 
 class Weak(_GaussianObs):
@@ -237,12 +225,5 @@ class Weak(_GaussianObs):
         prec_data = design["n_obs"] / design["sigma"] ** 2
         return prec_data / (prec_data + 1.0 / prior_sd**2)
 
-    def _build(self, data, design, priors):
-        with pm.Model(coords={"obs": np.arange(design["n_obs"])}) as m:
-            r = self._prior_rvs(priors)
-            pm.Normal("y", r["mu"], design["sigma"], observed=data["y"], dims="obs")
-        return m
-
-    def _simulate(self, theta, design, rng):
-        n = theta["mu"].shape[0]
-        return {"y": theta["mu"][:, None] + design["sigma"] * rng.standard_normal((n, design["n_obs"]))}
+    def _mean(self, p, design):
+        return p["mu"]
