@@ -6,9 +6,9 @@ Prints ratios measured in this run (medians of repeated timings), never asserts.
 
 from __future__ import annotations
 
-import time
 
 import numpy as np
+from _timing import median_time
 import xarray as xr
 
 
@@ -21,24 +21,14 @@ def _tree(seed=0, d=10, chains=4, draws=1000):
     return xr.DataTree.from_dict({"posterior": mk(post), "prior": mk(prior)})
 
 
-def _median_time(fn, repeat=7):
-    fn()  # warm-up (imports, caches)
-    ts = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t)
-    return float(np.median(ts))
-
-
 def main():
     import arviz as az
 
     import bayesid
 
     tree = _tree()
-    t_az = _median_time(lambda: az.summary(tree))
-    t_bid = _median_time(lambda: bayesid.diagnose(tree, fisher=False))
+    t_az = median_time(lambda: az.summary(tree), 7)
+    t_bid = median_time(lambda: bayesid.diagnose(tree, fisher=False), 7)
     print(f"arviz.summary          : {t_az * 1e3:8.1f} ms")
     print(f"bayesid.diagnose(draws): {t_bid * 1e3:8.1f} ms")
     print(f"ratio diagnose / summary = {t_bid / t_az:.2f}  (goal <= 2)")

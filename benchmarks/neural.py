@@ -23,16 +23,7 @@ import time
 import warnings
 
 import numpy as np
-
-
-def _median_time(fn, repeat=5):
-    fn()
-    ts = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t)
-    return float(np.median(ts))
+from _timing import median_time
 
 
 def _mcmc_seconds(spec, design, n, draws, tune, chains, seed=0):
@@ -64,10 +55,10 @@ def amortization(model, design, n_train, epochs, mcmc_n, mcmc_draws, quick):
     pe = PointEstimator(epochs=epochs, random_seed=0).fit(ts)
     npe = NPE(epochs=epochs, random_seed=0).fit(ts)
     with torch.no_grad():
-        t_batch = _median_time(lambda: pe.predict_unconstrained(test), 3) / len(test)
-        t_one = _median_time(lambda: pe.predict_unconstrained(one), 20)
-        t_npe_one = _median_time(lambda: npe.sample(one, 1000, random_seed=0), 10)
-        t_npe_batch = _median_time(lambda: npe.sample(test, 1000, random_seed=0), 1) / len(test)
+        t_batch = median_time(lambda: pe.predict_unconstrained(test), 3) / len(test)
+        t_one = median_time(lambda: pe.predict_unconstrained(one), 20)
+        t_npe_one = median_time(lambda: npe.sample(one, 1000, random_seed=0), 10)
+        t_npe_batch = median_time(lambda: npe.sample(test, 1000, random_seed=0), 1) / len(test)
     print(f"\n[1] amortization on {model} / {spec.design(design).name} "
           f"({n_train} training simulations, {epochs} epochs)")
     print(f"    point estimate : {t_one * 1e3:8.3f} ms for one dataset, {t_batch * 1e3:8.4f} ms/dataset in a "
