@@ -2,23 +2,34 @@
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
-# Find a Python >= 3.12: python3.13/python3.12 on PATH (if they really run), else pyenv's.
-PYTHON_BOOT ?= $(shell for c in python3.13 python3.12; do \
-	  if command -v $$c >/dev/null 2>&1 && $$c -c 'import sys; assert sys.version_info >= (3, 12)' >/dev/null 2>&1; then command -v $$c; exit 0; fi; done; \
-	  root=$${PYENV_ROOT:-$$HOME/.pyenv}; for p in $$(ls -d $$root/versions/3.1[2-9]* 2>/dev/null | sort -rV); do \
+# The set-up uses Python 3.12 (the minor version the lock file was resolved for): python3.12 on PATH if
+# it really runs (pyenv shims may not), else pyenv's newest 3.12.x.  Override: make PYTHON_BOOT=/path/to/python3.12
+PYTHON_BOOT ?= $(shell if python3.12 -c 'import sys; assert sys.version_info[:2] == (3, 12)' >/dev/null 2>&1; then command -v python3.12; exit 0; fi; \
+	  root=$${PYENV_ROOT:-$$HOME/.pyenv}; for p in $$(ls -d $$root/versions/3.12.* 2>/dev/null | sort -rV); do \
 	  if [ -x $$p/bin/python3 ]; then echo $$p/bin/python3; exit 0; fi; done; \
-	  if python3 -c 'import sys; assert sys.version_info >= (3, 12)' >/dev/null 2>&1; then command -v python3; fi)
+	  if python3 -c 'import sys; assert sys.version_info[:2] == (3, 12)' >/dev/null 2>&1; then command -v python3; fi)
+# uv installs the locked stack (requirements/lock.txt, hashes checked); pinned so the installer is reproducible too.
+UV_VERSION ?= 0.13.9
+LOCK ?= requirements/lock.txt
 OUT ?= bayesid-demo
 
-.PHONY: setup demo test test-all bench clean
+.PHONY: setup demo test test-all bench lock clean
 
-$(VENV)/.installed: pyproject.toml
-	@if [ -z "$(PYTHON_BOOT)" ]; then echo "No Python >= 3.12 found: install one (e.g. 'pyenv install 3.12') or run 'make PYTHON_BOOT=/path/to/python3.12'"; exit 1; fi
+$(VENV)/.installed: pyproject.toml $(LOCK)
+	@if [ -z "$(PYTHON_BOOT)" ]; then echo "No Python 3.12 found: install one (e.g. 'pyenv install 3.12') or run 'make PYTHON_BOOT=/path/to/python3.12'"; exit 1; fi
 	@echo "Using $(PYTHON_BOOT)"
 	$(PYTHON_BOOT) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[all]"
+	$(PY) -m pip install -q "uv==$(UV_VERSION)"
+	$(VENV)/bin/uv pip install -q --python $(PY) --require-hashes -r $(LOCK)
+	$(VENV)/bin/uv pip install -q --python $(PY) --no-deps -e .
+	$(PY) -m bayesid.versions
 	@touch $@
+
+# Refresh the lock after changing dependencies in pyproject.toml (resolves the newest versions allowed).
+lock:
+	@test -x $(VENV)/bin/uv || { $(PYTHON_BOOT) -m venv $(VENV) && $(PY) -m pip install -q "uv==$(UV_VERSION)"; }
+	$(VENV)/bin/uv pip compile pyproject.toml --extra all --python-version 3.12 \
+	  --python-platform x86_64-manylinux_2_28 --generate-hashes --custom-compile-command "make lock" -o $(LOCK)
 
 setup: $(VENV)/.installed
 
@@ -30,6 +41,7 @@ demo: setup
 	$(VENV)/bin/bayesid designs $(DEMO_MODEL) -o $(OUT)/designs.html
 
 test: setup
+	$(PY) -m bayesid.versions
 	$(PY) -m pytest -q -m "not slow or slice" tests
 
 test-all: setup
