@@ -11,8 +11,8 @@ from .diagnosis import Diagnosis, Direction, diagnose
 from .draws import BadDrawsError, MissingGroupError, extract_draws
 from .overlap import overlap
 from .ridges import posterior_directions, whitening
-from .verdicts import Thresholds
+from .verdicts import Thresholds, Verdict
 
-__all__ = ["diagnose", "Diagnosis", "Direction", "Combination", "Thresholds", "contraction", "zscore",
+__all__ = ["diagnose", "Diagnosis", "Direction", "Combination", "Thresholds", "Verdict", "contraction", "zscore",
            "overlap", "convergence", "whitening", "posterior_directions", "name_combination",
            "combinations_orthogonal_to", "extract_draws", "MissingGroupError", "BadDrawsError"]

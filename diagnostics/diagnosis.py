@@ -16,7 +16,7 @@ from .draws import ParameterDraws, extract_draws
 from .overlap import overlap
 from .ridges import Whitening, posterior_directions, parameter_weights, whitening
 from .sensitivity import prior_sensitivity
-from .verdicts import Thresholds, direction_verdict, parameter_verdicts
+from .verdicts import Thresholds, Verdict, direction_verdict, parameter_verdicts
 
 __all__ = ["Direction", "Diagnosis", "diagnose"]
 
@@ -85,8 +85,8 @@ class Diagnosis:
     @property
     def ridges(self) -> list:
         """Non-identified directions (from draws; plus Fisher ones the draws did not show)."""
-        out = [d for d in self.directions if d.verdict == "not identified"]
-        return out + [d for d in self.fisher_directions if d.verdict == "not identified" and not out]
+        out = [d for d in self.directions if d.verdict == Verdict.NOT_IDENTIFIED]
+        return out + [d for d in self.fisher_directions if d.verdict == Verdict.NOT_IDENTIFIED and not out]
 
     @property
     def unconstrained_names(self) -> list:
@@ -146,8 +146,8 @@ class Diagnosis:
         groups = {}
         for n, v in self.table["verdict"].items():
             groups.setdefault(v, []).append(n)
-        for v in ("identified", "identified only in combination", "weakly identified", "not identified",
-                  "prior-data conflict"):
+        for v in (Verdict.IDENTIFIED, Verdict.COMBINATION, Verdict.WEAK, Verdict.NOT_IDENTIFIED,
+                  Verdict.CONFLICT):
             if v in groups:
                 lines.append(f"{v.capitalize()}: {', '.join(groups[v])}.")
         multi = [n for n, b in self.table["bimodality"].items() if b > BIMODAL]
@@ -170,7 +170,7 @@ class Diagnosis:
                 f"uninformed direction(s) on average; {f.local_null_fraction:.0%} of draws have a locally "
                 "uninformed direction" + (" — a curved ridge: the direction turns across the posterior."
                                           if f.curved_ridge else "."))
-        if not self.ridges and all(v == "identified" for v in self.table["verdict"]):
+        if not self.ridges and all(v == Verdict.IDENTIFIED for v in self.table["verdict"]):
             lines.append("No ridge: every parameter is identified by these data.")
         return "\n".join(lines)
 
@@ -238,7 +238,7 @@ def _make_direction(j, ds, names, trmap, th, source="draws"):
     coef = {n: float(ds.coefficients[i, j]) for i, n in enumerate(names) if abs(ds.coefficients[i, j]) > 1e-3}
     ratio = float(ds.ratios[j])
     verdict = direction_verdict(ratio, th)
-    big = {k: v for k, v in (disp if verdict == "not identified" else coef).items() if abs(v) >= 0.15}
+    big = {k: v for k, v in (disp if verdict == Verdict.NOT_IDENTIFIED else coef).items() if abs(v) >= 0.15}
     return Direction(ds.vectors[:, j], disp, coef, ratio, float(ds.ratio_se[j]), verdict,
                      name_combination(big, trmap), source)
 
@@ -297,7 +297,7 @@ def diagnose(tree, model=None, truth=None, var_names=None, fisher="auto", thresh
     verdicts = parameter_verdicts(dr.names, c_unc, w, ds.ratios, cdf, conv, th)
     trmap = dict(zip(dr.unconstrained_names, dr.transforms))
     directions = [_make_direction(j, ds, dr.unconstrained_names, trmap, th) for j in range(dr.d)]
-    ridge_cols = [j for j in range(dr.d) if directions[j].verdict == "not identified"]
+    ridge_cols = [j for j in range(dr.d) if directions[j].verdict == Verdict.NOT_IDENTIFIED]
     combos = []
     if ridge_cols:
         for c in combinations_orthogonal_to(ds.displacements[:, ridge_cols], dr.unconstrained_names,
@@ -363,7 +363,7 @@ def diagnose(tree, model=None, truth=None, var_names=None, fisher="auto", thresh
                            np.full(dr.d, np.nan))
         diag.fisher_directions = [_make_direction(j, fds, dr.unconstrained_names, trmap, th, source="fisher")
                                   for j in range(dr.d)]
-        fr_cols = [j for j, d in enumerate(diag.fisher_directions) if d.verdict == "not identified"]
+        fr_cols = [j for j, d in enumerate(diag.fisher_directions) if d.verdict == Verdict.NOT_IDENTIFIED]
         if fr_cols:
             for c in combinations_orthogonal_to(fds.displacements[:, fr_cols], dr.unconstrained_names,
                                                 dr.transforms):

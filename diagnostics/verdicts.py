@@ -27,13 +27,26 @@ error of a variance ratio near 1 is about sqrt(2/ESS) ≈ 0.03, so a true ridge 
 
 from __future__ import annotations
 
+import enum
 from dataclasses import asdict, dataclass
 
 
-__all__ = ["Thresholds", "direction_verdict", "parameter_verdicts", "VERDICTS"]
+__all__ = ["Verdict", "Thresholds", "direction_verdict", "parameter_verdicts", "VERDICTS"]
 
-VERDICTS = ("not converged", "prior-data conflict", "identified", "identified only in combination",
-            "weakly identified", "not identified")
+
+class Verdict(enum.StrEnum):
+    """The verdicts, in order of precedence. ``str``-valued: ``Verdict.IDENTIFIED == "identified"``,
+    so tables, CSV files and comparisons with plain strings keep working."""
+
+    NOT_CONVERGED = "not converged"
+    CONFLICT = "prior-data conflict"
+    IDENTIFIED = "identified"
+    COMBINATION = "identified only in combination"
+    WEAK = "weakly identified"
+    NOT_IDENTIFIED = "not identified"
+
+
+VERDICTS = tuple(Verdict)
 
 
 @dataclass(frozen=True)
@@ -54,12 +67,12 @@ class Thresholds:
         return asdict(self)
 
 
-def direction_verdict(ratio: float, th: Thresholds) -> str:
+def direction_verdict(ratio: float, th: Thresholds) -> Verdict:
     if ratio >= th.ridge:
-        return "not identified"
+        return Verdict.NOT_IDENTIFIED
     if ratio <= 1.0 - th.identified:
-        return "identified"
-    return "weakly identified"
+        return Verdict.IDENTIFIED
+    return Verdict.WEAK
 
 
 def parameter_verdicts(names, contraction_unc, weights, ratios, prior_cdf_at_median, conv, th: Thresholds):
@@ -88,18 +101,18 @@ def parameter_verdicts(names, contraction_unc, weights, ratios, prior_cdf_at_med
         c = float(contraction_unc[i])
         if conv.problems or n in conv.parameter_problems:
             why = "; ".join(conv.problems + conv.parameter_problems.get(n, []))
-            out.append(("not converged", why, rw))
+            out.append((Verdict.NOT_CONVERGED, why, rw))
         elif not th.conflict_tail <= prior_cdf_at_median[i] <= 1.0 - th.conflict_tail:
-            out.append(("prior-data conflict",
+            out.append((Verdict.CONFLICT,
                         f"posterior median at prior quantile {prior_cdf_at_median[i]:.4f}", rw))
         elif c >= th.identified and rw < th.weight_tol:
-            out.append(("identified", f"contraction {c:.2f}, no ridge", rw))
+            out.append((Verdict.IDENTIFIED, f"contraction {c:.2f}, no ridge", rw))
         elif rw >= 1.0 - th.weight_tol:
-            out.append(("not identified", f"{rw:.0%} of its prior variance lies along ridges", rw))
+            out.append((Verdict.NOT_IDENTIFIED, f"{rw:.0%} of its prior variance lies along ridges", rw))
         elif rw >= th.weight_tol and iw >= th.weight_tol:
-            out.append(("identified only in combination",
+            out.append((Verdict.COMBINATION,
                         f"{rw:.0%} of its prior variance along ridges, {iw:.0%} along identified directions",
                         rw))
         else:
-            out.append(("weakly identified", f"contraction {c:.2f}", rw))
+            out.append((Verdict.WEAK, f"contraction {c:.2f}", rw))
     return out
