@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 import warnings
 from pathlib import Path
 
@@ -13,7 +14,38 @@ import xarray as xr
 
 from .pymc_utils import check_continuous, free_parameters, to_unconstrained
 
-__all__ = ["fit", "add_unconstrained_groups"]
+__all__ = ["fit", "add_unconstrained_groups", "choose_adaptation", "LOW_RANK_MAX_DIM"]
+
+#: Largest number of unconstrained coordinates for which ``adaptation="auto"`` picks nutpie's low-rank
+#: mass matrix. Below it the low-rank update is cheap and pays on ridges (toys, gait: 5–10
+#: coordinates); far above it (a 203-coordinate hierarchical model) it cost 10× in ESS per second
+#: against nutpie's diagonal default. ``benchmarks/fit.py`` prints the ratio on both sides.
+LOW_RANK_MAX_DIM = 50
+
+_ADAPTATIONS = ("auto", "low_rank", "diag", "draw_diag", "flow")
+
+
+def choose_adaptation(model, adaptation: str = "auto") -> str:
+    """The nutpie mass-matrix adaptation :func:`fit` uses for ``model``.
+
+    Parameters
+    ----------
+    model : pymc.Model
+    adaptation : str
+        ``"auto"`` or one of nutpie's adaptations (returned unchanged).
+
+    Returns
+    -------
+    str
+        ``"low_rank"`` when the model has at most :data:`LOW_RANK_MAX_DIM` unconstrained coordinates,
+        else ``"diag"`` (nutpie's default).
+    """
+    if adaptation not in _ADAPTATIONS:
+        raise ValueError(f"adaptation={adaptation!r} is not one of {_ADAPTATIONS}")
+    if adaptation != "auto":
+        return adaptation
+    d = int(sum(np.prod(model.initial_point()[v.name].shape, dtype=int) for v in model.value_vars))
+    return "low_rank" if d <= LOW_RANK_MAX_DIM else "diag"
 
 
 def _seed_ints(random_seed, n):
@@ -87,7 +119,7 @@ def fit(
     progressbar: bool = True,
     cache: str | os.PathLike | None = None,
     sampler: str = "nutpie",
-    adaptation: str = "low_rank",
+    adaptation: str = "auto",
     **sample_kwargs,
 ) -> xr.DataTree:
     """Sample prior and posterior of a PyMC model and return one DataTree for the diagnostics.
@@ -115,10 +147,15 @@ def fit(
         loaded instead of sampling again (resumable expensive runs); otherwise it is written.
     sampler : str
         ``"nutpie"`` (default) or any ``nuts_sampler`` PyMC accepts (``"pymc"``...).
-    adaptation : str
-        nutpie mass-matrix adaptation. The default ``"low_rank"`` adapts to the strong posterior
-        correlations that ridges create; on ``toy.additive`` it raised bulk ESS from 50 to 960 per
-        1000 draws compared with nutpie's ``"diag"``. Ignored by other samplers.
+    adaptation : {"auto", "low_rank", "diag", "draw_diag", "flow"}
+        nutpie mass-matrix adaptation. ``"auto"`` (default, :func:`choose_adaptation`) uses
+        ``"low_rank"`` for models with at most ``LOW_RANK_MAX_DIM`` unconstrained coordinates — where it
+        adapts to the strong correlations that ridges create (on ``toy.additive`` bulk ESS rose from 50
+        to 960 per 1000 draws against ``"diag"``) at little cost — and nutpie's default ``"diag"`` above
+        it, where a low-rank update costs more per gradient than it gains (a 203-parameter hierarchical
+        model ran 10× slower per ESS with it). ``benchmarks/fit.py`` measures both sides. An
+        ``nuts={"adaptation": ...}`` keyword (e.g. from a model's ``sampler_kwargs``) overrides it.
+        Ignored by other samplers.
     **sample_kwargs
         Passed to :func:`pymc.sample`.
 
@@ -146,6 +183,7 @@ def fit(
     prior_draws = prior_draws or max(draws * chains, 1000)
     (s_post, s_prior), _ = _seed_ints(random_seed, 2)
 
+    adaptation = choose_adaptation(model, adaptation)
     fp = _fingerprint(model, draws, tune, chains, prior_draws, random_seed,
                       [target_accept, sampler, adaptation, sorted(sample_kwargs.items())])
     if cache is not None and Path(cache).exists():
@@ -157,6 +195,8 @@ def fit(
                       "overwriting it", stacklevel=2)
 
     cores = cores or min(chains, os.cpu_count() or 1)
+    timings = {}
+    t0 = time.perf_counter()
     with model:
         kw = dict(draws=draws, tune=tune, chains=chains, cores=cores, random_seed=s_post,
                   progressbar=progressbar, nuts_sampler=sampler, target_accept=target_accept)
@@ -165,9 +205,20 @@ def fit(
             kw["nuts"] = {"adaptation": adaptation, **sample_kwargs.pop("nuts", {})}
         kw.update(sample_kwargs)
         tree = pm.sample(**kw)
+        t1 = time.perf_counter()
+        timings["sample"] = t1 - t0
+        st = tree.posterior.attrs.get("sampling_time")
+        if st is not None:  # nutpie: the sampling proper; the rest of pm.sample is compilation
+            timings["sampling"] = float(st)
         compute_log_likelihood(tree, extend_inferencedata=True, progressbar=False)
+        t2 = time.perf_counter()
+        timings["log_likelihood"] = t2 - t1
         compute_log_prior(tree, extend_inferencedata=True, progressbar=False)
+        t3 = time.perf_counter()
+        timings["log_prior"] = t3 - t2
         prior = pm.sample_prior_predictive(draws=prior_draws, random_seed=s_prior)
+        t4 = time.perf_counter()
+        timings["prior"] = t4 - t3
     for g in list(tree.children):
         if g.startswith("warmup") or g == "unconstrained_posterior":
             del tree[g]
@@ -175,11 +226,14 @@ def fit(
         if g in prior.children:
             tree[g] = prior[g]
     add_unconstrained_groups(tree, model)
+    timings["unconstrained"] = time.perf_counter() - t4
     tree.attrs.update(
+        bayesid_timings=json.dumps(timings),
         random_seed=str(random_seed),
         bayesid_fingerprint=fp,
         bayesid_settings=json.dumps({"draws": draws, "tune": tune, "chains": chains,
-                                     "prior_draws": prior_draws, "sampler": sampler}),
+                                     "prior_draws": prior_draws, "sampler": sampler,
+                                     "adaptation": kw.get("nuts", {}).get("adaptation")}),
     )
     if cache is not None:
         Path(cache).parent.mkdir(parents=True, exist_ok=True)
