@@ -66,6 +66,7 @@ class FisherResult:
     lambda_tol: float
     seconds_per_draw: float
     draw_points: np.ndarray = field(default=None, repr=False)  # (S, d) unconstrained points used
+    local_whitened: np.ndarray = field(default=None, repr=False)  # (S, d, d) per-draw whitened matrices
 
     @property
     def curved_ridge(self) -> bool:
@@ -185,7 +186,7 @@ def fisher_information(model, tree, white, names, n_draws: int = 64, n_replicate
         names=list(names), mean_whitened=mean_w, eigenvalues=lam, vectors=vec,
         predicted_ratios=1.0 / (1.0 + lam), local_eigenvalues=loc,
         local_null_dim=(loc < lambda_tol).sum(axis=1), global_null_dim=int((lam < lambda_tol).sum()),
-        lambda_tol=lambda_tol, seconds_per_draw=secs,
+        lambda_tol=lambda_tol, seconds_per_draw=secs, local_whitened=local,
         draw_points=np.concatenate([unc[v.name][:, 0].reshape(len(idx), -1) for v in values], axis=1),
     )
 
