@@ -26,7 +26,8 @@ from fractions import Fraction
 
 import numpy as np
 
-__all__ = ["Combination", "name_combination", "combinations_orthogonal_to", "variance_ratio"]
+__all__ = ["Combination", "name_combination", "combinations_orthogonal_to", "variance_ratio",
+           "check_combination"]
 
 _SIMPLE = sorted({Fraction(p, q) for p in range(1, 4) for q in range(1, 4)})
 
@@ -45,16 +46,30 @@ class Combination:
         Posterior/prior variance ratio of the combination (NaN until measured).
     contraction : float
         ``1 − ratio``.
+    source : str
+        ``"draws"`` (orthogonal to the draw-based ridges), ``"fisher"`` (averaged information) or
+        ``"fisher-local"`` (a local ridge straightened by a change of coordinates; the coefficients
+        are then on those coordinates, e.g. ``p1_log__`` for log p1).
+    ratio_se : float
+        Monte Carlo standard error of ``ratio`` (NaN when not computed).
+    parameters : list of str
+        Natural names of the parameters it involves (filled for local-ridge combinations).
     """
 
     name: str
     coefficients: dict = field(default_factory=dict)
     ratio: float = float("nan")
     source: str = "draws"
+    ratio_se: float = float("nan")
+    parameters: list = field(default_factory=list)
 
     @property
     def contraction(self) -> float:
         return 1.0 - self.ratio
+
+    @property
+    def contraction_se(self) -> float:
+        return self.ratio_se
 
     def __repr__(self):
         return f"Combination({self.name!r}, contraction={self.contraction:.3f})"
@@ -224,3 +239,40 @@ def variance_ratio(coefficients: dict, names: list, prior_unc: np.ndarray, poste
     vp = np.var(np.asarray(prior_unc, float).reshape(-1, d) @ c, ddof=1)
     vq = np.var(np.asarray(posterior_unc, float).reshape(-1, d) @ c, ddof=1)
     return float(vq / vp)
+
+
+def check_combination(comb: Combination, names: list, prior: np.ndarray, posterior: np.ndarray) -> Combination:
+    """Measure a combination on the draws: its posterior/prior variance ratio and MCSE, in place.
+
+    Parameters
+    ----------
+    comb : Combination
+        Coefficients on ``names``.
+    names : list of str
+        Coordinate names, the columns of ``prior`` and ``posterior``.
+    prior : ndarray (n, k)
+        Prior draws in those coordinates (non-finite rows, e.g. log 0, are dropped).
+    posterior : ndarray (chains, draws, k)
+        Posterior draws in those coordinates (chain structure kept for the MCSE).
+
+    Notes
+    -----
+    ``se(r) = r·sqrt(ρ_post² + ρ_prior²)`` with ``ρ`` the relative MCSE of each variance (ESS of the
+    squared deviations, :func:`bayesid.diagnostics.contraction.relative_variance_se`).
+    """
+    from .contraction import relative_variance_se
+
+    c = np.array([comb.coefficients.get(n, 0.0) for n in names], float)
+    p = np.asarray(prior, float) @ c
+    p = p[np.isfinite(p)]
+    q = np.asarray(posterior, float) @ c
+    if q.ndim == 1:
+        q = q[None]
+    if p.size < 10 or not np.isfinite(q).all():
+        comb.ratio, comb.ratio_se = float("nan"), float("nan")
+        return comb
+    vp = np.var(p, ddof=1)
+    r = float(np.var(q.reshape(-1), ddof=1) / vp) if vp > 0 else float("nan")
+    rel = np.hypot(relative_variance_se(q[..., None])[0], relative_variance_se(p[:, None])[0])
+    comb.ratio, comb.ratio_se = r, float(abs(r) * rel)
+    return comb

@@ -16,7 +16,7 @@ from .draws import ParameterDraws, extract_draws
 from .overlap import overlap
 from .ridges import Whitening, posterior_directions, parameter_weights, whitening
 from .sensitivity import prior_sensitivity
-from .verdicts import Thresholds, Verdict, direction_verdict, parameter_verdicts
+from .verdicts import Thresholds, Verdict, combine_local_evidence, direction_verdict, parameter_verdicts
 
 __all__ = ["Direction", "Diagnosis", "diagnose"]
 
@@ -41,7 +41,11 @@ class Direction:
     label : str
         Human name: of the displacement for ridges ("a - b" moves freely), of the combination otherwise.
     source : str
-        ``"draws"`` or ``"fisher"``.
+        ``"draws"``, ``"fisher"`` (averaged information) or ``"fisher-local"`` (a local ridge from the
+        per-draw Fisher null spaces; ``ratio`` is then NaN and ``local`` holds the
+        :class:`~bayesid.diagnostics.ridges.LocalRidge` with its coordinates and draw fraction).
+    parameters : list of str
+        Natural names of the parameters that move along it (share of prior variance ≥ ``weight_tol``).
     """
 
     vector: np.ndarray
@@ -52,6 +56,8 @@ class Direction:
     verdict: str
     label: str
     source: str = "draws"
+    parameters: list = field(default_factory=list)
+    local: object = field(default=None, repr=False)
 
     @property
     def contraction(self) -> float:
@@ -80,13 +86,42 @@ class Diagnosis:
     title: str = ""
     timings: dict = field(default_factory=dict)
     tree: object = field(default=None, repr=False)
+    local_ridges: list = field(default_factory=list)
+    trouble: object = None
+    _ridges: list = field(default=None, repr=False)
 
     # ------------------------------------------------------------ accessors
     @property
     def ridges(self) -> list:
-        """Non-identified directions (from draws; plus Fisher ones the draws did not show)."""
-        out = [d for d in self.directions if d.verdict == Verdict.NOT_IDENTIFIED]
-        return out + [d for d in self.fisher_directions if d.verdict == Verdict.NOT_IDENTIFIED and not out]
+        """The ridges the verdicts rest on — the one list the table, the summary and the report use.
+
+        Draw-based non-identified directions, then local (Fisher) ridges the draws did not show
+        (curved or bounded ones), each kept only when none of its parameters is *not converged* or in
+        *prior–data conflict* (then no ridge claim is made; see :meth:`summary`)."""
+        return list(self._ridges or [])
+
+    def consistency_problems(self) -> list:
+        """Contradictions between the table, :attr:`ridges`, the combinations and the summary (empty
+        when they agree; a test asserts that)."""
+        v = self.verdicts
+        out = []
+        in_ridge = {p for r in self.ridges for p in r.parameters}
+        for r in self.ridges:
+            for p in r.parameters:
+                if v.get(p) in (Verdict.NOT_CONVERGED, Verdict.CONFLICT, Verdict.IDENTIFIED):
+                    out.append(f"ridge {r.label!r} moves {p}, whose verdict is {v.get(p)!r}")
+        for p, vv in v.items():
+            if vv in (Verdict.NOT_IDENTIFIED, Verdict.COMBINATION) and p not in in_ridge:
+                out.append(f"{p} is {vv!r} but lies on no reported ridge")
+        s = self.summary()
+        if "No ridge" in s and (self.ridges or any(x != Verdict.IDENTIFIED for x in v.values())):
+            out.append("the summary says 'No ridge' but the table or .ridges disagree")
+        for r in self.ridges:
+            if r.label not in s and len(self.ridges) <= 5:
+                out.append(f"ridge {r.label!r} missing from the summary")
+        if not self.convergence.ok and "Ridge" in s and not self.ridges:
+            out.append("the summary claims a ridge while sampling has not converged")
+        return out
 
     @property
     def unconstrained_names(self) -> list:
@@ -156,8 +191,24 @@ class Diagnosis:
                          f"{BIMODAL}): the data may allow several separate solutions (a label swap or a "
                          "second branch), which variance-based verdicts cannot see. Inspect the marginals.")
         for r in self.ridges[:5]:
-            lines.append(f"Ridge ({r.source}): the data cannot tell points apart along {r.label} "
-                         f"(posterior/prior variance ratio {r.ratio:.2f}).")
+            if r.source == "fisher-local":
+                lr = r.local
+                txt = (f"Ridge (local Fisher information, {lr.draw_fraction:.0%} ± {lr.draw_fraction_se:.0%} of "
+                       f"draws): the data cannot tell points apart along {r.label}")
+                if lr.curved and lr.straight:
+                    txt += (" — curved in the sampler's coordinates, a straight line in "
+                            f"{_coord_words(lr.coordinates)}")
+                elif not lr.straight:
+                    txt += " — curved in every coordinate tried (natural, log, logit)"
+                txt += "."
+                if lr.combinations:
+                    txt += " Identified: " + ", ".join(
+                        f"{c.name} (contraction {c.contraction:.2f} ± {c.contraction_se:.2f})"
+                        for c in lr.combinations) + "."
+                lines.append(txt)
+            else:
+                lines.append(f"Ridge ({r.source}): the data cannot tell points apart along {r.label} "
+                             f"(posterior/prior variance ratio {r.ratio:.2f}).")
         if len(self.ridges) > 5:
             lines.append(f"... and {len(self.ridges) - 5} more ridges (see .ridges).")
         if self.combinations:
@@ -165,11 +216,16 @@ class Diagnosis:
                 f"{c.name} (contraction {c.contraction:.2f})" for c in self.combinations) + ".")
         f = self.fisher
         if f is not None:
-            lines.append(
-                f"Fisher information (model-based, {len(f.local_null_dim)} draws): {f.global_null_dim} "
-                f"uninformed direction(s) on average; {f.local_null_fraction:.0%} of draws have a locally "
-                "uninformed direction" + (" — a curved ridge: the direction turns across the posterior."
-                                          if f.curved_ridge else "."))
+            msg = (f"Fisher information (model-based, {len(f.local_null_dim)} draws): {f.global_null_dim} "
+                   f"uninformed direction(s) on average; {f.local_null_fraction:.0%} of draws have a locally "
+                   "uninformed direction")
+            if not self.convergence.ok:
+                msg += " (not interpreted: the draws it was evaluated at are not trustworthy)."
+            elif f.curved_ridge and any(r.source == "fisher-local" and r.local.curved for r in self.ridges):
+                msg += " — a curved ridge: the direction turns across the posterior."
+            else:
+                msg += "."
+            lines.append(msg)
         if not self.ridges and all(v == Verdict.IDENTIFIED for v in self.table["verdict"]):
             lines.append("No ridge: every parameter is identified by these data.")
         return "\n".join(lines)
@@ -180,22 +236,22 @@ class Diagnosis:
 
     # ------------------------------------------------------------ plots / html
     def plot_contraction(self, ax=None):
-        from .plots import plot_contraction
+        from bayesid.report.plots import plot_contraction  # presentation layer, imported lazily
 
         return plot_contraction(self, ax=ax)
 
     def plot_marginals(self):
-        from .plots import plot_marginals
+        from bayesid.report.plots import plot_marginals
 
         return plot_marginals(self)
 
     def plot_pair(self, ax=None):
-        from .plots import plot_pair
+        from bayesid.report.plots import plot_pair
 
         return plot_pair(self, ax=ax)
 
     def plot_spectrum(self, ax=None):
-        from .plots import plot_spectrum
+        from bayesid.report.plots import plot_spectrum
 
         return plot_spectrum(self, ax=ax)
 
@@ -209,6 +265,12 @@ class Diagnosis:
         from bayesid.report import diagnosis_html
 
         return diagnosis_html(self, figures=figures)
+
+
+def _coord_words(coords: dict) -> str:
+    words = {"log": "log {}", "abslog": "log {}", "natural": "{}", "logit": "logit {}",
+             "log1m": "log(1 − {})", "unconstrained": "{} (unconstrained)"}
+    return ", ".join(words.get(c, "{}").format(n) for n, c in coords.items())
 
 
 def _component_values(values: dict, draws) -> list:
@@ -335,14 +397,19 @@ def diagnose(tree, model=None, truth=None, var_names=None, fisher="auto", thresh
     table["rhat"] = [conv.rhat[n] for n in dr.names]
     table["ess_bulk"] = ess
     table["ess_tail"] = [conv.ess_tail[n] for n in dr.names]
-    table["ridge_weight"] = [v[2] for v in verdicts]
-    table["verdict"] = [v[0] for v in verdicts]
-    table["reason"] = [v[1] for v in verdicts]
-
     diag = Diagnosis(table=table, directions=directions, combinations=combos, convergence=conv,
                      thresholds=th, draws=dr, white=white, psense=psense, psense_note=note,
                      title=title, timings=timings, tree=tree)
+    # draw-based ridges: each parameter with ridge weight ≥ weight_tol is assigned to the ridge that
+    # carries most of its prior variance
+    rw = np.array([v[2] for v in verdicts])
+    if ridge_cols:
+        best = np.array(ridge_cols)[np.argmax(w[:, ridge_cols], axis=1)]
+        for i, n in enumerate(dr.names):
+            if rw[i] >= th.weight_tol:
+                directions[best[i]].parameters.append(n)
 
+    local_cols = {}
     if fisher == "auto":
         fisher = model is not None
     if fisher:
@@ -355,7 +422,7 @@ def diagnose(tree, model=None, truth=None, var_names=None, fisher="auto", thresh
                                 random_seed=random_seed, progressbar=progressbar)
         timings["fisher"] = time.perf_counter() - t1
         diag.fisher = fr
-        from .ridges import DirectionSet, _normalise_columns
+        from .ridges import DirectionSet, _normalise_columns, local_ridges
 
         fds = DirectionSet(fr.predicted_ratios, fr.vectors,
                            _normalise_columns(white.chol @ fr.vectors),
@@ -370,5 +437,107 @@ def diagnose(tree, model=None, truth=None, var_names=None, fisher="auto", thresh
                 c.ratio = variance_ratio(c.coefficients, dr.unconstrained_names, dr.prior_unc,
                                          dr.posterior_unc)
                 c.source = "fisher"
-                diag.fisher_combinations.append(c)
+                if c.ratio <= 1.0 - th.identified:  # checked against the draws like every name
+                    diag.fisher_combinations.append(c)
+        if getattr(fr, "local_whitened", None) is not None:
+            t2 = time.perf_counter()
+            nulls, lrs = local_ridges(fr, white, dr, weight_tol=th.weight_tol, identified=th.identified)
+            diag.local_ridges = lrs
+            frac, frac_se = nulls.fraction(th.weight_tol)
+            ridge_of = {p: r for r in lrs for p in r.parameters}
+            verdicts = combine_local_evidence(verdicts, dr.names, frac, frac_se, nulls.null_share.mean(axis=0),
+                                              nulls.informed_share.mean(axis=0), ridge_of, th)
+            local_cols = {"local_null_fraction": frac, "local_null_fraction_se": frac_se}
+            timings["local_ridges"] = time.perf_counter() - t2
+
+    diag.trouble = _sampler_trouble(tree, dr, conv, diag)
+    if diag.trouble is not None:
+        verdicts = _apply_trouble(verdicts, dr.names, diag.trouble)
+
+    table["ridge_weight"] = rw
+    for k, v in local_cols.items():
+        table[k] = v
+    table["verdict"] = [v[0] for v in verdicts]
+    table["reason"] = [v[1] for v in verdicts]
+    table["evidence"] = [v[3] if len(v) > 3 else "draws" for v in verdicts]
+    _settle_ridges(diag)
     return diag
+
+
+_BLOCKING = (Verdict.NOT_CONVERGED, Verdict.CONFLICT)
+
+
+def _settle_ridges(diag: Diagnosis) -> None:
+    """Fix :attr:`Diagnosis.ridges` and the reported combinations from the final verdicts (the one
+    source of truth): a ridge through a parameter that is not converged (with no structural
+    explanation) or in conflict is not claimed; a local ridge already shown by the draws is not
+    repeated; a local ridge's checked combinations join :attr:`Diagnosis.combinations`."""
+    v = diag.verdicts
+    keep = [d for d in diag.directions if d.verdict == Verdict.NOT_IDENTIFIED
+            and not any(v.get(p) in _BLOCKING for p in d.parameters)]
+    # parameters a draw-based ridge already covers
+    covered = {p for d in keep for p in d.parameters}
+    for lr in diag.local_ridges:
+        if any(v.get(p) in _BLOCKING for p in lr.parameters):
+            continue
+        if any(v.get(p) == Verdict.IDENTIFIED for p in lr.parameters):
+            continue  # only possible for a parameter the majority rule did not flag
+        if set(lr.parameters) <= covered and len(lr.parameters) > 1:
+            # shown by the draws already: keep their (measured) ridge, add only new names
+            pass
+        else:
+            vec = np.array([lr.loadings.get(n, 0.0) for n in diag.unconstrained_names])
+            keep.append(Direction(vec, dict(lr.loadings), {}, float("nan"), float("nan"),
+                                  Verdict.NOT_IDENTIFIED, lr.label, source="fisher-local",
+                                  parameters=list(lr.parameters), local=lr))
+        names = {c.name for c in diag.combinations}
+        for c in lr.combinations:
+            if c.name not in names:
+                diag.combinations.append(c)
+    # combinations are reported only while their parameters' verdicts are interpretable
+    diag.combinations = [c for c in diag.combinations
+                         if not any(v.get(p) in _BLOCKING for p in _combo_parameters(c, diag))]
+    diag._ridges = keep
+    diag.table["ridge"] = ["; ".join(d.label for d in keep if n in d.parameters) for n in diag.names]
+
+
+def _combo_parameters(c, diag) -> list:
+    if c.parameters:
+        return list(c.parameters)
+    unc = dict(zip(diag.unconstrained_names, diag.names))
+    return [unc[k] for k in c.coefficients if k in unc]
+
+
+def _sampler_trouble(tree, draws, conv, diag):
+    """Hook for ``diagnostics.trouble.sampler_trouble`` (structural explanations of a convergence
+    failure: divergences along a null direction, chains in swap-symmetric modes). Returns None when
+    that module is absent or convergence is fine."""
+    if conv.ok:
+        return None
+    try:
+        from . import trouble
+    except ImportError:
+        return None
+    fn = getattr(trouble, "sampler_trouble", None)
+    if fn is None:
+        return None
+    return fn(tree=tree, draws=draws, convergence=conv, diagnosis=diag)
+
+
+def _apply_trouble(verdicts, names, trouble) -> list:
+    """Replace *not converged* by a structural verdict where the trouble module explains it.
+
+    Expected shape: ``trouble.explanations`` (or the object itself) a dict
+    ``{parameter: (verdict, reason)}``."""
+    expl = getattr(trouble, "explanations", trouble)
+    if not isinstance(expl, dict):
+        return verdicts
+    out = []
+    for n, v in zip(names, verdicts):
+        e = expl.get(n)
+        if e is not None and v[0] == Verdict.NOT_CONVERGED:
+            ver, why = e[0], e[1]
+            out.append((Verdict(ver), f"{why} ({v[1]})", v[2], "draws+model+sampler"))
+        else:
+            out.append(v)
+    return out

@@ -23,7 +23,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Whitening", "whitening", "DirectionSet", "posterior_directions", "parameter_weights"]
+__all__ = ["Whitening", "whitening", "DirectionSet", "posterior_directions", "parameter_weights",
+           "Coordinate", "coordinate_candidates", "LocalNullSpaces", "local_null_spaces", "null_components",
+           "straighten"]
 
 
 @dataclass
@@ -125,3 +127,466 @@ def parameter_weights(white: Whitening, vectors: np.ndarray) -> np.ndarray:
     """
     proj = (white.chol @ vectors) ** 2
     return proj / proj.sum(axis=1, keepdims=True)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Local (curved) ridges from the per-draw Fisher information, straightened by a choice of coordinates
+# ---------------------------------------------------------------------------------------------------
+#
+# At a posterior draw θ_s the locally uninformed directions are the eigenvectors of the whitened
+# Fisher matrix W_s with eigenvalue below ``lambda_tol`` (the same 0.8 variance-ratio edge as the
+# draw-based ridges). A ridge is *curved* when these directions turn from draw to draw. Changing the
+# coordinate of parameter i from its unconstrained value θ_i to φ_i = g(x_i) (x_i natural) maps a
+# displacement u by the diagonal Jacobian dφ/dθ evaluated at the draw, so the search below tries,
+# per parameter, the natural value, its log (positive support), logit, log(x − a), log(b − x)
+# (bounded support) and the unconstrained coordinate itself, and keeps the choice in which the null
+# space is most nearly the same at every draw (``straightness`` = 1 − mean overlap of the per-draw
+# null projectors with their average). In those coordinates the ridge is a straight line (or plane)
+# and the combinations orthogonal to it are the invariants the data determine (p1·p2, k/m, b − c).
+
+
+@dataclass
+class Coordinate:
+    """A candidate coordinate φ = g(x) for one parameter component."""
+
+    kind: str  # "unconstrained", "natural", "log", "log1m" (log(b − x)), "logit", "abslog"
+    lower: float = 0.0
+    upper: float = 1.0
+
+    def values(self, x, theta):
+        x = np.asarray(x, float)
+        if self.kind == "unconstrained":
+            return np.asarray(theta, float)
+        if self.kind == "natural":
+            return x
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if self.kind == "log":
+                return np.log(x - self.lower)
+            if self.kind == "abslog":
+                return np.log(np.abs(x))
+            if self.kind == "log1m":
+                return np.log(self.upper - x)
+            if self.kind == "logit":
+                return np.log(x - self.lower) - np.log(self.upper - x)
+        raise ValueError(self.kind)
+
+    def jacobian(self, x, dxdtheta):
+        """dφ/dθ at natural value ``x`` given dx/dθ of the unconstrained coordinate."""
+        if self.kind == "unconstrained":
+            return np.ones_like(np.asarray(x, float))
+        if self.kind == "natural":
+            return dxdtheta
+        if self.kind in ("log", "abslog"):
+            return dxdtheta / (x - (self.lower if self.kind == "log" else 0.0))
+        if self.kind == "log1m":
+            return -dxdtheta / (self.upper - x)
+        if self.kind == "logit":
+            return dxdtheta * (self.upper - self.lower) / ((x - self.lower) * (self.upper - x))
+        raise ValueError(self.kind)
+
+    def name(self, natural_name: str, unconstrained_name: str) -> tuple[str, str | None]:
+        """(component name, transform label) understood by :func:`.combinations.name_combination`."""
+        lo = f"{self.lower:g}"
+        hi = f"{self.upper:g}"
+        if self.kind == "unconstrained":
+            return unconstrained_name, None
+        if self.kind == "natural":
+            return natural_name, None
+        if self.kind == "abslog" or (self.kind == "log" and self.lower == 0):
+            return f"{natural_name}_log__", "log"
+        if self.kind == "log":
+            return f"({natural_name} - {lo})_log__", "log"
+        if self.kind == "log1m":
+            return f"({hi} - {natural_name})_log__", "log"
+        if self.kind == "logit":
+            return f"{natural_name}_logit__", "logit"
+        raise ValueError(self.kind)
+
+
+def coordinate_candidates(transform, prior, posterior, prior_unc):
+    """Candidate coordinates for one component, most conventional first.
+
+    Parameters
+    ----------
+    transform : str or None
+        The component's unconstrained transform (``None``, ``"log"``, ``"logodds"``, ``"interval"``…).
+    prior, posterior : ndarray (n,)
+        Natural-scale draws. ``prior_unc``: unconstrained prior draws (to recover interval bounds).
+
+    Returns
+    -------
+    list of Coordinate, and a function ``dxdtheta(x)``.
+    """
+    prior = np.asarray(prior, float)
+    posterior = np.asarray(posterior, float)
+    if transform is None:
+        out = [Coordinate("natural")]
+        if (posterior > 0).all() and np.isfinite(np.log(np.abs(prior))).all():
+            out.append(Coordinate("abslog"))
+        return out, lambda x: np.ones_like(x)
+    if transform == "log":
+        return [Coordinate("log"), Coordinate("natural")], lambda x: np.asarray(x, float)
+    if transform in ("logodds", "interval"):
+        if transform == "logodds":
+            lo, hi = 0.0, 1.0
+        else:  # x = a + (b − a)·σ(θ): recover a and b by least squares
+            s = 1.0 / (1.0 + np.exp(-np.asarray(prior_unc, float)))
+            A = np.column_stack([1.0 - s, s])
+            (lo, hi), *_ = np.linalg.lstsq(A, prior, rcond=None)
+            span = abs(hi - lo)
+            lo, hi = (float(np.round(v / span, 6)) * span if span > 0 else float(v) for v in (lo, hi))
+            lo, hi = (0.0 if abs(v) < 1e-6 * span else v for v in (lo, hi))
+        cands = [Coordinate("logit", lo, hi), Coordinate("natural", lo, hi), Coordinate("log", lo, hi),
+                 Coordinate("log1m", lo, hi)]
+        return cands, lambda x: (np.asarray(x, float) - lo) * (hi - np.asarray(x, float)) / (hi - lo)
+    # a transform without a natural alternative (e.g. zero-sum coordinates): keep it
+    return [Coordinate("unconstrained")], lambda x: np.ones_like(np.asarray(x, float))
+
+
+@dataclass
+class LocalNullSpaces:
+    """Per-draw locally uninformed subspaces of the whitened Fisher information.
+
+    Attributes
+    ----------
+    null_share : ndarray (S, d)
+        Share of each parameter's prior variance lying in the draw's uninformed subspace (the
+        :func:`parameter_weights` of the null eigenvectors).
+    informed_share : ndarray (S, d)
+        Share along directions the draw's information identifies (λ ≥ ``lambda_identified``).
+    displacements : list of ndarray (d, k_s)
+        Null directions at each draw as displacements in unconstrained coordinates.
+    """
+
+    null_share: np.ndarray
+    informed_share: np.ndarray
+    displacements: list
+
+    def fraction(self, weight_tol: float):
+        """Per parameter: fraction of draws where it loads (share ≥ ``weight_tol``) on an uninformed
+        direction, and its binomial Monte Carlo standard error (draws subsampled at random)."""
+        hit = self.null_share >= weight_tol
+        f = hit.mean(axis=0)
+        return f, np.sqrt(f * (1.0 - f) / hit.shape[0])
+
+
+def local_null_spaces(local_whitened, chol, lambda_tol: float = 0.25, lambda_identified: float = 1.0):
+    """Locally uninformed subspaces at each Fisher draw (numpy core).
+
+    Parameters
+    ----------
+    local_whitened : ndarray (S, d, d)
+        Per-draw prior-whitened Fisher matrices.
+    chol : ndarray (d, d)
+        Prior Cholesky factor ``L``.
+    lambda_tol : float
+        Below it a direction is uninformed (variance ratio ≥ 1/(1 + λ) = 0.8).
+    lambda_identified : float
+        From it a direction is identified (ratio ≤ 0.5, the ``identified`` threshold).
+    """
+    W = np.asarray(local_whitened, float)
+    lam, vec = np.linalg.eigh(W)
+    proj = np.einsum("ij,sjk->sik", chol, vec) ** 2  # (S, d, d): parameter i, direction k
+    proj /= proj.sum(axis=2, keepdims=True)
+    null = lam < lambda_tol
+    ident = lam >= lambda_identified
+    null_share = np.einsum("sik,sk->si", proj, null)
+    inf_share = np.einsum("sik,sk->si", proj, ident)
+    disp = [chol @ vec[s][:, null[s]] for s in range(W.shape[0])]
+    return LocalNullSpaces(null_share, inf_share, disp)
+
+
+def _orth(m, k):
+    u, _, _ = np.linalg.svd(m, full_matrices=False)
+    return u[:, :k]
+
+
+def null_components(nulls: LocalNullSpaces, involved, scale, coupling_tol: float = 0.05):
+    """Group the involved parameters into independent ridges: i and j belong together when their
+    rows of the per-draw null projector (in prior-SD units) overlap at some draws on average."""
+    involved = list(involved)
+    S = len(nulls.displacements)
+    C = np.zeros((len(scale), len(scale)))
+    for u in nulls.displacements:
+        if u.shape[1] == 0:
+            continue
+        b = _orth(u / scale[:, None], u.shape[1])
+        P = b @ b.T
+        dg = np.sqrt(np.clip(np.diag(P), 1e-300, None))
+        C += np.abs(P) / np.outer(dg, dg)
+    C /= max(S, 1)
+    comps, seen = [], set()
+    for i in involved:
+        if i in seen:
+            continue
+        stack, comp = [i], []
+        seen.add(i)
+        while stack:
+            a = stack.pop()
+            comp.append(a)
+            for b in involved:
+                if b not in seen and C[a, b] > coupling_tol:
+                    seen.add(b)
+                    stack.append(b)
+        comps.append(sorted(comp))
+    return comps
+
+
+def straighten(disp_list, comp, xs, candidates, dxdtheta, phi_scale, theta_scale, max_combos: int = 4096):
+    """Coordinates (one candidate per parameter of ``comp``) in which the local null space is most
+    nearly constant across draws.
+
+    Parameters
+    ----------
+    disp_list : list of ndarray (d, k_s)
+        Per-draw null displacements (unconstrained coordinates).
+    comp : list of int
+        The parameters of one ridge.
+    xs : ndarray (S, d)
+        Natural values at the Fisher draws.
+    candidates : list (per parameter of comp) of list of Coordinate
+    dxdtheta : list (per parameter of comp) of callables
+    phi_scale : list (per parameter of comp) of ndarray (n_candidates,)
+        Prior SD of each candidate coordinate (so the comparison is in prior units).
+    theta_scale : ndarray (|comp|,)
+        Prior SD of the unconstrained coordinates.
+
+    Returns
+    -------
+    choice : tuple of int
+        Index of the chosen candidate per parameter.
+    deviation : float
+        ``1 − (sum of the k largest eigenvalues of the mean projector)/k``: 0 for a straight ridge.
+    basis : ndarray (|comp|, k)
+        The averaged null directions in the chosen coordinates (prior-SD units).
+    k : int
+        Dimension of the ridge (the most common rank at the draws).
+    fraction : float
+        Fraction of draws whose null space restricted to ``comp`` has that rank.
+    deviation_unconstrained : float
+        The same deviation in the unconstrained coordinates (curvature there).
+    """
+    import itertools
+
+    comp = list(comp)
+    blocks, ranks = [], []
+    for u in disp_list:
+        if u.shape[1] == 0:
+            blocks.append(None)
+            ranks.append(0)
+            continue
+        sub = u[comp]
+        # rank of the null space seen through these parameters
+        b = _orth(u, u.shape[1])
+        P = (b @ b.T)[np.ix_(comp, comp)]
+        r = int(np.sum(np.linalg.eigvalsh(P) > 0.5))
+        blocks.append(sub)
+        ranks.append(r)
+    ranks = np.array(ranks)
+    k = int(np.bincount(ranks[ranks > 0]).argmax()) if (ranks > 0).any() else 0
+    use = [s for s in range(len(disp_list)) if ranks[s] == k and k > 0]
+    frac = len(use) / max(len(disp_list), 1)
+    if k == 0 or not use:
+        return None, np.nan, None, 0, 0.0, np.nan
+    # Jacobian tables: jac[p][c] -> (S,) dφ_c/dθ for parameter p
+    jac = [[c.jacobian(xs[:, i], dxdtheta[p](xs[:, i])) for c in candidates[p]] for p, i in enumerate(comp)]
+
+    def deviation(choice):
+        acc = np.zeros((len(comp), len(comp)))
+        for s in use:
+            d = np.array([jac[p][c][s] / phi_scale[p][c] for p, c in enumerate(choice)])
+            m = d[:, None] * blocks[s]
+            if not np.isfinite(m).all():
+                return np.inf, None
+            b = _orth(m, k)
+            acc += b @ b.T
+        acc /= len(use)
+        lam, vec = np.linalg.eigh(acc)
+        return 1.0 - lam[-k:].sum() / k, vec[:, -k:]
+
+    sizes = [len(c) for c in candidates]
+    choices = itertools.product(*[range(n) for n in sizes])
+    if np.prod(sizes) > max_combos:  # coordinate-wise search from the conventional choice
+        cur = [0] * len(comp)
+        best = deviation(tuple(cur))[0]
+        for _ in range(3):
+            for p in range(len(comp)):
+                for c in range(sizes[p]):
+                    trial = list(cur)
+                    trial[p] = c
+                    dv = deviation(tuple(trial))[0]
+                    if dv < best - 1e-4:
+                        best, cur = dv, trial
+        choices = [tuple(cur)]
+    best, best_choice, best_basis = np.inf, None, None
+    for ch in choices:
+        dv, basis = deviation(ch)
+        if dv < best - 1e-4:  # ties go to the earlier (more conventional) choice
+            best, best_choice, best_basis = dv, ch, basis
+    # the same in unconstrained coordinates (for the "curved" flag)
+    acc = np.zeros((len(comp), len(comp)))
+    for s in use:
+        b = _orth(blocks[s] / np.asarray(theta_scale, float)[:, None], k)
+        acc += b @ b.T
+    lam = np.linalg.eigvalsh(acc / len(use))
+    dev_unc = 1.0 - lam[-k:].sum() / k
+    return best_choice, float(best), best_basis, k, frac, float(dev_unc)
+
+
+@dataclass
+class LocalRidge:
+    """One independent set of locally uninformed directions (from the per-draw Fisher information).
+
+    Attributes
+    ----------
+    parameters : list of str
+        Natural component names that move along it.
+    dim : int
+        Its dimension (the most common rank of the null space at the draws).
+    draw_fraction, draw_fraction_se : float
+        Fraction of the Fisher draws with a null space of that dimension through these parameters,
+        and its binomial Monte Carlo standard error.
+    coordinates : dict of str -> str
+        Per parameter, the coordinate in which the ridge is straight (``"log"``, ``"natural"``…).
+    deviation : float
+        Residual turning of the null space in those coordinates (0: exactly straight).
+    deviation_unconstrained : float
+        The same in the sampler's unconstrained coordinates (large: the ridge is curved there).
+    straight : bool
+        ``deviation ≤ straight_tol``: a straight line in ``coordinates``, so it can be named.
+    displacement : dict of str -> float
+        The averaged null direction in the chosen coordinates (first one if ``dim > 1``), by
+        coordinate name (``p1_log__``, ``c``…), max |.| = 1.
+    combinations : list of Combination
+        Named invariants that passed the check against the draws.
+    rejected : list of str
+        Names proposed but rejected by the check (not shown in the summary).
+    label : str
+        Name of the displacement ("p1/p2" moves freely).
+    loadings : dict of str -> float
+        The averaged null direction in unconstrained coordinates (max |.| = 1), for comparison with
+        the draw-based directions.
+    """
+
+    parameters: list
+    dim: int
+    draw_fraction: float
+    draw_fraction_se: float
+    coordinates: dict
+    deviation: float
+    deviation_unconstrained: float
+    straight: bool
+    displacement: dict
+    combinations: list
+    rejected: list
+    label: str
+    loadings: dict = None
+
+    @property
+    def curved(self) -> bool:
+        """Curved in the unconstrained coordinates the sampler uses."""
+        return bool(self.deviation_unconstrained > max(0.02, 5 * self.deviation))
+
+
+def local_ridges(fisher, white, draws, weight_tol: float = 0.1, identified: float = 0.5,
+                 straight_tol: float = 0.02, majority: float = 0.5):
+    """Independent local ridges, each straightened and named, with its invariants checked.
+
+    Parameters
+    ----------
+    fisher : FisherResult
+        Needs ``local_whitened`` and ``draw_points``.
+    white : Whitening
+    draws : ParameterDraws
+    weight_tol : float
+        Share of a parameter's prior variance on the null space from which it counts as loading.
+    identified : float
+        Contraction a named combination must reach (minus 2 MCSE) to be reported.
+    straight_tol : float
+        Largest residual turning (see :func:`straighten`) for a ridge to be called straight.
+    majority : float
+        A parameter is locally uninformed when it loads on a null direction at more than this
+        fraction of the draws.
+
+    Returns
+    -------
+    nulls : LocalNullSpaces
+    ridges : list of LocalRidge
+    """
+    from .combinations import check_combination, combinations_orthogonal_to, name_combination
+
+    lam_id = 1.0 / (1.0 - identified) - 1.0
+    nulls = local_null_spaces(fisher.local_whitened, white.chol, fisher.lambda_tol, lam_id)
+    frac, _ = nulls.fraction(weight_tol)
+    involved = [i for i in range(draws.d) if frac[i] > majority]
+    if not involved:
+        return nulls, []
+    theta_sd = np.sqrt(np.diag(white.cov))
+    comps = null_components(nulls, involved, theta_sd)
+    # natural values at the Fisher draws: match each draw point to its posterior row (the Fisher
+    # module lists components in the model's order, so match permutation-invariantly)
+    q_unc = draws.posterior_unc_flat
+    pts = np.asarray(fisher.draw_points, float)
+    key_q = np.sort(q_unc, axis=1)
+    key_p = np.sort(pts, axis=1)
+    rows = np.array([int(np.argmin(((key_q - kp) ** 2).sum(axis=1))) for kp in key_p])
+    xs = draws.posterior_flat[rows]
+    out = []
+    for comp in comps:
+        cands, dxdt, phi_sd = [], [], []
+        for i in comp:
+            c, f = coordinate_candidates(draws.transforms[i], draws.prior[:, i], draws.posterior_flat[:, i],
+                                         draws.prior_unc[:, i])
+            sds = []
+            for cc in c:
+                v = cc.values(draws.prior[:, i], draws.prior_unc[:, i])
+                v = v[np.isfinite(v)]
+                sds.append(float(np.std(v)) if v.size > 2 and np.std(v) > 0 else np.inf)
+            cands.append(c)
+            dxdt.append(f)
+            phi_sd.append(np.array(sds))
+        choice, dev, basis, k, dfrac, dev_unc = straighten(nulls.displacements, comp, xs, cands, dxdt, phi_sd,
+                                                           theta_sd[comp])
+        names = [draws.names[i] for i in comp]
+        se = float(np.sqrt(dfrac * (1 - dfrac) / len(nulls.displacements)))
+        if choice is None:
+            continue
+        coords = [cands[p][c] for p, c in enumerate(choice)]
+        labels = [coords[p].name(draws.names[i], draws.unconstrained_names[i]) for p, i in enumerate(comp)]
+        phi_names = [lb[0] for lb in labels]
+        trmap = {lb[0]: lb[1] for lb in labels}
+        disp = basis * np.array([phi_sd[p][c] for p, c in enumerate(choice)])[:, None]
+        d0 = disp[:, -1] / disp[np.argmax(np.abs(disp[:, -1])), -1]
+        displacement = {phi_names[p]: float(d0[p]) for p in range(len(comp)) if abs(d0[p]) > 1e-3}
+        big = {kk: v for kk, v in displacement.items() if abs(v) >= 0.15}
+        straight = bool(dev <= straight_tol)
+        combos, rejected = [], []
+        if straight and len(comp) > 1:
+            phi_prior = np.column_stack([coords[p].values(draws.prior[:, i], draws.prior_unc[:, i])
+                                         for p, i in enumerate(comp)])
+            phi_post = np.stack([coords[p].values(draws.posterior[..., i], draws.posterior_unc[..., i])
+                                 for p, i in enumerate(comp)], axis=-1)
+            for cb in combinations_orthogonal_to(disp, phi_names, [trmap[n] for n in phi_names]):
+                check_combination(cb, phi_names, phi_prior, phi_post)
+                cb.source = "fisher-local"
+                cb.parameters = [names[p] for p in range(len(comp)) if phi_names[p] in cb.coefficients]
+                if np.isfinite(cb.ratio) and cb.contraction - 2 * cb.ratio_se >= identified:
+                    combos.append(cb)
+                else:
+                    rejected.append(cb.name)
+        acc = np.zeros((len(comp), len(comp)))
+        for u in nulls.displacements:
+            if u.shape[1]:
+                bb = _orth(u[comp] / theta_sd[comp][:, None], min(k, u.shape[1]))
+                acc += bb @ bb.T
+        top = np.linalg.eigh(acc)[1][:, -1] * theta_sd[comp]
+        top /= top[np.argmax(np.abs(top))]
+        loadings = {draws.unconstrained_names[i]: float(top[p]) for p, i in enumerate(comp)}
+        out.append(LocalRidge(
+            loadings=loadings, parameters=names, dim=k, draw_fraction=dfrac, draw_fraction_se=se,
+            coordinates={n: c.kind if c.kind != "unconstrained" else "unconstrained"
+                         for n, c in zip(names, coords)},
+            deviation=dev, deviation_unconstrained=dev_unc, straight=straight, displacement=displacement,
+            combinations=combos, rejected=rejected,
+            label=name_combination(big, trmap) if straight and len(comp) > 1 else " and ".join(names)))
+    return nulls, out

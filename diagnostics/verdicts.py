@@ -31,7 +31,8 @@ import enum
 from dataclasses import asdict, dataclass
 
 
-__all__ = ["Verdict", "Thresholds", "direction_verdict", "parameter_verdicts", "VERDICTS"]
+__all__ = ["Verdict", "Thresholds", "direction_verdict", "parameter_verdicts", "combine_local_evidence",
+           "VERDICTS"]
 
 
 class Verdict(enum.StrEnum):
@@ -116,3 +117,89 @@ def parameter_verdicts(names, contraction_unc, weights, ratios, prior_cdf_at_med
         else:
             out.append((Verdict.WEAK, f"contraction {c:.2f}", rw))
     return out
+
+
+def combine_local_evidence(verdicts, names, fraction, fraction_se, null_share, informed_share, ridge_of,
+                           th: Thresholds, majority: float = 0.5):
+    """Let the model's local evidence (per-draw Fisher null spaces) enter the parameter verdicts.
+
+    The rule (one for every parameter, applied after the draw-based rule of
+    :func:`parameter_verdicts`):
+
+    * ``fraction`` is the share of the Fisher draws at which the parameter loads (share of its prior
+      variance ≥ ``weight_tol``) on a locally uninformed direction (whitened information below the
+      ``lambda_tol`` of :func:`~bayesid.diagnostics.fisher.fisher_information`, i.e. a predicted
+      variance ratio ≥ 0.8); ``fraction_se = sqrt(f(1 − f)/S)`` its binomial MCSE.
+    * When ``fraction > majority`` (at most draws) the parameter is **not individually
+      identified**, whatever the linear posterior covariance of the draws says (a curved or bounded
+      ridge keeps the draws' linear variance small): a draw-based *identified* or *weakly identified*
+      becomes
+
+      - **not identified** when on average ≥ 1 − ``weight_tol`` of its prior variance lies in the
+        null space (nothing in the data touches it);
+      - **identified only in combination** when a named combination through it passed the check
+        against the draws, or ≥ ``weight_tol`` of its prior variance lies along locally identified
+        directions (whitened information ≥ 1, ratio ≤ 0.5);
+      - **weakly identified** otherwise.
+    * Not converged, prior–data conflict, and the draw-based *not identified* / *only in
+      combination* (the draws see the ridge themselves) are kept.
+
+    Parameters
+    ----------
+    verdicts : list of (verdict, reason, ridge_weight)
+        From :func:`parameter_verdicts`.
+    names : list of str
+    fraction, fraction_se, null_share, informed_share : ndarray (d,)
+        Per parameter; ``null_share`` / ``informed_share`` averaged over the Fisher draws.
+    ridge_of : dict of str -> LocalRidge
+        The local ridge each locally uninformed parameter belongs to.
+    th : Thresholds
+    majority : float
+
+    Returns
+    -------
+    list of (verdict, reason, ridge_weight, evidence)
+        ``evidence`` is ``"draws"`` or ``"draws+model"`` (the local rule changed or confirmed it).
+    """
+    out = []
+    for i, n in enumerate(names):
+        v, why, rw = verdicts[i]
+        f, se = float(fraction[i]), float(fraction_se[i])
+        if not f > majority or v in (Verdict.NOT_CONVERGED, Verdict.CONFLICT):
+            out.append((v, why, rw, "draws"))
+            continue
+        r = ridge_of.get(n)
+        where = f"locally uninformed at {f:.0%} ± {se:.0%} of draws"
+        if r is not None and len(r.parameters) > 1:
+            shape = "curved " if r.curved else ""
+            where += f" ({shape}ridge along {r.label}"
+            if r.curved and r.straight:
+                where += f", straight in {_coords(r.coordinates)}"
+            where += ")"
+        combos = [c for c in (r.combinations if r is not None else []) if _involves(c, n)]
+        if v in (Verdict.NOT_IDENTIFIED, Verdict.COMBINATION):
+            out.append((v, f"{why}; {where}", rw, "draws+model"))
+        elif float(null_share[i]) >= 1.0 - th.weight_tol:
+            out.append((Verdict.NOT_IDENTIFIED, f"not individually identified: {where}; "
+                        f"the data do not inform it (draw contraction {why})", rw, "draws+model"))
+        elif combos:
+            out.append((Verdict.COMBINATION, f"not individually identified: {where}; identified only as "
+                        + ", ".join(f"{c.name} (contraction {c.contraction:.2f} ± {c.contraction_se:.2f})"
+                                    for c in combos), rw, "draws+model"))
+        elif float(informed_share[i]) >= th.weight_tol:
+            out.append((Verdict.COMBINATION, f"not individually identified: {where}; the data inform a "
+                        "combination of it, but no simple name passed the check against the draws",
+                        rw, "draws+model"))
+        else:
+            out.append((Verdict.WEAK, f"not individually identified: {where}", rw, "draws+model"))
+    return out
+
+
+def _coords(coords: dict) -> str:
+    words = {"log": "log", "natural": "natural", "logit": "logit", "log1m": "log(1 − ·)",
+             "abslog": "log", "unconstrained": "unconstrained"}
+    return ", ".join(f"{words.get(c, c)} {n}" for n, c in coords.items())
+
+
+def _involves(comb, name: str) -> bool:
+    return name in (getattr(comb, "parameters", None) or [])

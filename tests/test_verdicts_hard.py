@@ -1,0 +1,204 @@
+"""Verdicts where identifiability is hardest: curved and bounded ridges, known answers from the algebra,
+each with a negative control (issue 12).
+
+Where the question is the verdict rule itself (not the sampler), the posterior is drawn *exactly* (iid,
+by rejection from the uniform prior), so convergence is not in doubt and tolerances follow from the
+number of draws; a NUTS fit is used where the sampler copes (2 chains x 500 draws).
+
+Algebra used below. With p1, p2 ~ U(0, 1) and y ~ Binomial(n, p1·p2), the likelihood depends on
+q = p1·p2 only, so the Fisher information has rank one everywhere and its null direction, in log
+coordinates, is (1, −1) at every point: the ridge p1·p2 = q is a straight line in (log p1, log p2) and
+curved in the sampler's logit coordinates. Given q, p1 has density ∝ 1/p1 on [q, 1], so its marginal
+variance is (1 − q²)/(2L) − ((1 − q)/L)² with L = −log q, and its contraction against the U(0, 1)
+prior (variance 1/12) is 1 − 12·that: 0.91 at q = 0.7 — far above the 0.5 "identified" line although
+p1 is not identified by these data at all (a bounded ridge).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pymc as pm
+import pytest
+import xarray as xr
+
+import bayesid
+from bayesid.diagnostics import Verdict
+from bayesid.fit import add_unconstrained_groups
+
+
+def _exact_tree(model, loglik, n_post=2000, n_prior=4000, seed=0):
+    """Prior draws from PyMC; iid posterior draws by rejection from the U(0,1)² prior with
+    acceptance exp(loglik − max)."""
+    rng = np.random.default_rng(seed)
+    prior = pm.sample_prior_predictive(draws=n_prior, model=model, random_seed=seed).prior
+    grid = np.linspace(1e-4, 1 - 1e-4, 400)
+    g1, g2 = np.meshgrid(grid, grid)
+    top = loglik(g1, g2).max() + 1e-9
+    out1, out2, got = [], [], 0
+    while got < n_post:
+        p1, p2 = rng.random(200_000), rng.random(200_000)
+        keep = np.log(rng.random(p1.size)) < loglik(p1, p2) - top
+        out1.append(p1[keep])
+        out2.append(p2[keep])
+        got += int(keep.sum())
+    p1 = np.concatenate(out1)[:n_post].reshape(2, -1)
+    p2 = np.concatenate(out2)[:n_post].reshape(2, -1)
+    post = xr.Dataset({"p1": (("chain", "draw"), p1), "p2": (("chain", "draw"), p2)})
+    tree = xr.DataTree.from_dict({"posterior": post, "prior": prior.to_dataset()[["p1", "p2"]]})
+    return add_unconstrained_groups(tree, model)
+
+
+def _binomial_product(n, y, second=None):
+    with pm.Model() as m:
+        p1 = pm.Uniform("p1", 0, 1)
+        p2 = pm.Uniform("p2", 0, 1)
+        pm.Binomial("y", n=n, p=p1 * p2, observed=y)
+        if second is not None:
+            pm.Binomial("y2", n=second[0], p=p1, observed=second[1])
+
+    def loglik(a, b):
+        q = a * b
+        ll = y * np.log(q) + (n - y) * np.log1p(-q)
+        if second is not None:
+            ll = ll + second[1] * np.log(a) + (second[0] - second[1]) * np.log1p(-a)
+        return ll
+
+    return m, loglik
+
+
+def _p1_contraction_on_ridge(q):
+    """Contraction of p1 when q = p1·p2 is known exactly (see module docstring)."""
+    L = -np.log(q)
+    var = (1 - q**2) / (2 * L) - ((1 - q) / L) ** 2
+    return 1 - 12 * var
+
+
+@pytest.fixture(scope="module")
+def product_diag():
+    m, ll = _binomial_product(400, 200)
+    return bayesid.diagnose(_exact_tree(m, ll), model=m, random_seed=0)
+
+
+def test_binomial_product_only_p1p2_identified(product_diag):
+    """y ~ Binomial(n, p1·p2): p1 and p2 are identified only as p1·p2, which is named, checked and
+    found to be a straight ridge in log coordinates (curved in the sampler's logit coordinates)."""
+    diag = product_diag
+    assert diag.convergence.ok
+    assert diag.verdicts == {"p1": Verdict.COMBINATION, "p2": Verdict.COMBINATION}
+    assert "p1·p2" in [c.name for c in diag.combinations]
+    c = diag.combination("p1·p2")
+    # Var(log q)/Var_prior(log q): the posterior sd of q is about sqrt(q(1−q)/n) = 0.025, so the ratio is
+    # ~ (0.025/0.5)² / Var_prior(log p1 + log p2) = 0.0025/2 — far below 0.5 even at 4 MCSE
+    assert c.contraction - 4 * c.contraction_se > 0.5
+    (lr,) = diag.local_ridges
+    assert lr.coordinates == {"p1": "log", "p2": "log"} and lr.straight and lr.curved
+    assert lr.draw_fraction == 1.0  # exact rank-one information at every draw
+    assert [r.label for r in diag.ridges] == ["p1/p2"]
+    assert diag.consistency_problems() == []
+    s = diag.summary()
+    assert "No ridge" not in s and "p1·p2" in s and "straight line in log p1, log p2" in s
+
+
+def test_binomial_product_negative_control_second_source():
+    """A second data source Binomial(n2, p1) informs p1 directly: Fisher rank two, both identified."""
+    m, ll = _binomial_product(400, 200, second=(200, 140))
+    diag = bayesid.diagnose(_exact_tree(m, ll, seed=1), model=m, random_seed=0)
+    assert diag.convergence.ok
+    assert diag.verdicts == {"p1": Verdict.IDENTIFIED, "p2": Verdict.IDENTIFIED}
+    assert diag.ridges == [] and diag.local_ridges == []
+    assert (diag.table["local_null_fraction"] == 0).all()
+    assert diag.consistency_problems() == []
+    assert "No ridge" in diag.summary()
+
+
+def test_bounded_ridge_with_large_marginal_contraction_is_not_identified():
+    """q = 0.7 with n = 2000: the ridge p1·p2 = 0.7 is cut off by p < 1, so the marginal contraction is
+    ≈ 0.91 (algebra), well above the 0.5 line — yet p1, p2 are not identified individually."""
+    m, ll = _binomial_product(2000, 1400)
+    diag = bayesid.diagnose(_exact_tree(m, ll, seed=2), model=m, random_seed=0)
+    assert diag.convergence.ok
+    exact = _p1_contraction_on_ridge(0.7)  # 0.91; finite n widens the ridge only slightly
+    for p in ("p1", "p2"):
+        row = diag.table.loc[p]
+        assert row["contraction"] > 0.5 + 4 * row["contraction_se"]
+        assert abs(row["contraction"] - exact) < 0.02 + 4 * row["contraction_se"]  # 0.02: q's own spread
+        assert diag.verdicts[p] == Verdict.COMBINATION, diag.table.loc[p, "reason"]
+    assert "p1·p2" in [c.name for c in diag.combinations]
+    assert diag.consistency_problems() == []
+
+
+@pytest.fixture(scope="module")
+def product_difference():
+    rng = np.random.default_rng(5)
+
+    def build(anchor):
+        with pm.Model() as m:
+            a = pm.Normal("a", 1.0, 0.4)
+            b = pm.Normal("b", 1.0, 0.4)
+            c = pm.Normal("c", 0.0, 1.0)
+            d = pm.Normal("d", 0.0, 1.0)
+            pm.Normal("y1", a * b, 0.05, observed=rng.normal(1.0, 0.05, 30))
+            pm.Normal("y2", c - d, 0.05, observed=rng.normal(0.5, 0.05, 30))
+            if anchor:
+                pm.Normal("y3", a, 0.05, observed=rng.normal(1.0, 0.05, 30))
+                pm.Normal("y4", c, 0.05, observed=rng.normal(0.2, 0.05, 30))
+        return m
+
+    out = {}
+    for anchor in (False, True):
+        m = build(anchor)
+        tree = bayesid.fit(m, draws=500, tune=1000, chains=2, random_seed=3, progressbar=False)
+        out[anchor] = bayesid.diagnose(tree, model=m, random_seed=0)
+    return out
+
+
+def test_product_and_difference_two_ridges_named_separately(product_difference):
+    """y1 ~ N(a·b), y2 ~ N(c − d): two independent ridges, a·b (a hyperbola in the sampler's natural
+    coordinates, straight in log a, log b) and c − d (straight). Both invariants are named; no name
+    mixes parameters of the two ridges."""
+    diag = product_difference[False]
+    assert diag.convergence.ok, diag.convergence.problems
+    assert set(diag.verdicts.values()) == {Verdict.COMBINATION}
+    names = [c.name for c in diag.combinations]
+    assert "a·b" in names and "c - d" in names, names
+    for c in diag.combinations:
+        involved = set(c.parameters) or {k.split("_")[0] for k in c.coefficients}
+        assert involved <= {"a", "b"} or involved <= {"c", "d"}, (c.name, involved)
+        assert c.contraction - 4 * c.contraction_se > 0.5
+    groups = sorted(sorted(r.parameters) for r in diag.ridges)
+    assert groups == [["a", "b"], ["c", "d"]], groups
+    ab = next(r for r in diag.local_ridges if set(r.parameters) == {"a", "b"})
+    assert ab.curved and ab.straight
+    assert diag.consistency_problems() == []
+
+
+def test_product_and_difference_negative_control(product_difference):
+    """Observing a and c directly breaks both ridges: everything identified, nothing named."""
+    diag = product_difference[True]
+    assert diag.convergence.ok, diag.convergence.problems
+    assert set(diag.verdicts.values()) == {Verdict.IDENTIFIED}
+    assert diag.ridges == [] and diag.local_ridges == []
+    assert diag.consistency_problems() == []
+
+
+def test_not_converged_summary_makes_no_ridge_claim():
+    """Centered eight schools with few draws does not converge (issue 16): the table says "not
+    converged", so the summary must not print a ridge through those parameters."""
+    y = np.array([28., 8, -3, 7, -1, 1, 18, 12])
+    s = np.array([15., 10, 16, 11, 9, 11, 10, 18])
+    with pm.Model(coords={"school": np.arange(8)}) as m:
+        mu, tau = pm.Normal("mu", 0, 5), pm.HalfNormal("tau", 5)
+        theta = pm.Normal("theta", mu, tau, dims="school")
+        pm.Normal("y", theta, s, observed=y, dims="school")
+    tree = bayesid.fit(m, draws=300, tune=300, chains=2, random_seed=4, progressbar=False)
+    diag = bayesid.diagnose(tree, model=m, fisher_draws=16, random_seed=0)
+    assert not diag.convergence.ok
+    bad = {p for p, v in diag.verdicts.items() if v == Verdict.NOT_CONVERGED}
+    assert bad
+    for r in diag.ridges:
+        assert not set(r.parameters) & bad
+    summary = diag.summary()
+    for line in summary.splitlines():
+        if line.startswith("Ridge"):
+            assert not any(p in line for p in bad if len(p) > 2), line
+    assert diag.consistency_problems() == []
