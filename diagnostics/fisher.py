@@ -158,6 +158,9 @@ def fisher_information(model, tree, white, names, n_draws: int = 64, n_replicate
     value_by_name = {p.value_name: p for p in params}
     vals_in = [unc[v.name][:, 0] for v in values]
     L = white.chol
+    # gradient components (model.value_vars, flattened) -> `names`; a subset of the free parameters
+    # gives the conditional information of the subset, the others held at their draws
+    sel = _value_order(values, value_by_name, names, unc)
     local = np.empty((len(idx), d, d))
     t0 = time.perf_counter()
     steps = range(len(idx))
@@ -170,14 +173,10 @@ def fisher_information(model, tree, white, names, n_draws: int = 64, n_replicate
         acc = np.zeros((d, d))
         for r in range(k):
             ys = [ppd[o.name].values[0, s * k + r] for o in obs]
-            g = fn(*[np.asarray(v[s], dtype=val.dtype) for v, val in zip(vals_in, values)], *ys)
+            g = fn(*[np.asarray(v[s], dtype=val.dtype) for v, val in zip(vals_in, values)], *ys)[sel]
             acc += np.outer(g, g)
         local[s] = L.T @ (acc / k) @ L
     secs = (time.perf_counter() - t0) / len(idx)
-    # order check: value_vars order must match `names` order; reorder if needed
-    order = _value_order(values, value_by_name, names, unc)
-    if order is not None:
-        local = local[:, order][:, :, order]
     mean_w = local.mean(axis=0)
     lam, vec = np.linalg.eigh(mean_w)
     lam = np.clip(lam, 0.0, None)
@@ -187,13 +186,14 @@ def fisher_information(model, tree, white, names, n_draws: int = 64, n_replicate
         predicted_ratios=1.0 / (1.0 + lam), local_eigenvalues=loc,
         local_null_dim=(loc < lambda_tol).sum(axis=1), global_null_dim=int((lam < lambda_tol).sum()),
         lambda_tol=lambda_tol, seconds_per_draw=secs, local_whitened=local,
-        draw_points=np.concatenate([unc[v.name][:, 0].reshape(len(idx), -1) for v in values], axis=1),
+        draw_points=np.concatenate([unc[v.name][:, 0].reshape(len(idx), -1) for v in values], axis=1)[:, sel],
     )
 
 
 def _value_order(values, value_by_name, names, unc):
-    """Permutation from the gradient's component order (``model.value_vars``, each flattened in C
-    order) to ``names`` (whose components are also flattened in C order per variable)."""
+    """Indices into the gradient's components (``model.value_vars``, each flattened in C order) of
+    ``names`` (whose components are also flattened in C order per variable), in ``names`` order.
+    ``names`` may be a subset of the free parameters."""
     comp = []
     for v in values:
         size = int(np.prod(unc[v.name].shape[2:]))
@@ -204,10 +204,10 @@ def _value_order(values, value_by_name, names, unc):
         var = n.split("[")[0]
         target.append((var, counters.get(var, 0)))
         counters[var] = counters.get(var, 0) + 1
-    if sorted(comp) != sorted(target):
-        raise KeyError(f"The Fisher analysis needs every free parameter of the model; diagnosed "
-                       f"{sorted(counters)}, model has {[v.name for v in values]}.")
-    if comp == target:
-        return None
     pos = {c: i for i, c in enumerate(comp)}
-    return np.array([pos[t] for t in target])
+    missing = [t for t in target if t not in pos]
+    if missing:
+        raise KeyError(f"The Fisher analysis cannot place the diagnosed components "
+                       f"{sorted({m[0] for m in missing})} among the model's free parameters "
+                       f"{[v.name for v in values]}.")
+    return np.array([pos[t] for t in target], dtype=int)
