@@ -104,19 +104,15 @@ class DesignComparison:
         ax.figure.tight_layout()
         return ax
 
-    def to_html(self) -> str:
-        from .report import figure_to_img
+    def to_html(self, figures: bool = True) -> str:
+        """HTML fragment: recommendation first, ranking, predicted verdicts, heat map
+        (rendered by :mod:`bayesid.report.designs`)."""
+        from .report.designs import designs_html
 
-        img = figure_to_img(self.plot().figure)
-        return (f"<section><h2>Design comparison: {self.model}</h2>"
-                f"{self.table.to_html(float_format=lambda x: f'{x:.3g}', classes='bid')}"
-                f"<h3>Predicted verdicts</h3>{self.verdicts().to_html(classes='bid')}"
-                f"<figure><img src='{img}'></figure>"
-                "<p><small>Preposterior Fisher information averaged over the prior (Laplace approximation); "
-                "no data were collected or fitted.</small></p></section>")
+        return designs_html(self, figures=figures)
 
     def _repr_html_(self):
-        return self.to_html()
+        return self.to_html(figures=False)
 
     def __repr__(self):
         cols = ["rank", "expected_information_gain", "uninformed_directions", "uninformed",
@@ -216,6 +212,37 @@ def _evaluate(spec, design, priors, prior_label, n_prior, n_replicates, lambda_t
                         {n: v[0] for n, v in zip(natural, verdicts)}, combos)
 
 
+def _validate_compare(spec, designs, priors, n_prior, n_replicates):
+    """Check :func:`compare`'s arguments up front (issue 16); returns ``(designs, priors)``."""
+    from bayesid.errors import BadInputError
+    from bayesid.models import Prior
+
+    if isinstance(n_prior, bool) or not isinstance(n_prior, (int, np.integer)) or n_prior < 1:
+        raise BadInputError(f"n_prior must be a positive number of prior draws, got {n_prior!r}")
+    if n_replicates is not None and (not isinstance(n_replicates, (int, np.integer)) or n_replicates < 1):
+        raise BadInputError(f"n_replicates must be a positive integer or None, got {n_replicates!r}")
+    if isinstance(designs, str):
+        designs = [designs]
+    if priors is not None:
+        if not isinstance(priors, dict):
+            raise BadInputError(f"priors must be a dict {{name: {{parameter: Prior}}}}, got {type(priors).__name__}")
+        flat = [k for k, v in priors.items() if isinstance(v, Prior)]
+        if flat:
+            raise BadInputError(
+                f"priors maps {flat} straight to a Prior; it takes named prior designs "
+                "{name: {parameter: Prior}}: each key is a prior design name, e.g. "
+                f"priors={{'wide': {{{flat[0]!r}: Prior(...)}}}}.")
+        for name, pr in priors.items():
+            if not isinstance(pr, dict):
+                raise BadInputError(f"prior design {name!r} must be a dict {{parameter: Prior}}, got "
+                                    f"{type(pr).__name__}")
+            try:
+                spec.priors(pr)
+            except (KeyError, TypeError) as err:
+                raise BadInputError(f"prior design {name!r}: {err.args[0] if err.args else err}") from err
+    return designs, priors
+
+
 def compare(spec, designs=None, priors=None, n_prior: int = 64, n_replicates: int | None = None,
             lambda_tol: float = 0.25, random_seed: int = 0, thresholds=None) -> DesignComparison:
     """Rank experimental and prior designs by how much they are expected to identify.
@@ -246,6 +273,7 @@ def compare(spec, designs=None, priors=None, n_prior: int = 64, n_replicates: in
 
     th = thresholds or Thresholds()
     spec = models.get(spec)
+    designs, priors = _validate_compare(spec, designs, priors, n_prior, n_replicates)
     designs = list(designs or spec.designs)
     prior_designs = {"default": {}, **(priors or {})}
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -12,7 +13,9 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from .pymc_utils import check_continuous, free_parameters, to_unconstrained
+from .errors import CacheError
+from .pymc_utils import (check_continuous, free_parameters, has_random, imputed_variables,
+                         model_fingerprint, to_unconstrained)
 
 __all__ = ["fit", "add_unconstrained_groups", "choose_adaptation", "LOW_RANK_MAX_DIM"]
 
@@ -54,14 +57,84 @@ def _seed_ints(random_seed, n):
 
 
 def _fingerprint(model, draws, tune, chains, prior_draws, seed, extra) -> str:
+    """The cache key: the model's graph with its constants, data and ``pm.Data`` values
+    (:func:`~bayesid.pymc_utils.model_fingerprint`), sampler settings, seed and library versions."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from . import __version__
+
+    vers = {"bayesid": __version__}
+    for pkg in ("pymc", "pytensor", "nutpie", "numpy"):
+        try:
+            vers[pkg] = version(pkg)
+        except PackageNotFoundError:
+            vers[pkg] = None
     h = hashlib.sha256()
-    h.update(model.str_repr().encode())
-    for rv in model.observed_RVs:
-        h.update(np.asarray(model.rvs_to_values[rv].data if hasattr(model.rvs_to_values[rv], "data")
-                            else model.rvs_to_values[rv].eval()).tobytes())
-    h.update(json.dumps([draws, tune, chains, prior_draws, str(seed), extra], sort_keys=True,
+    h.update(model_fingerprint(model, observed=True).encode())
+    h.update(json.dumps([draws, tune, chains, prior_draws, str(seed), extra, vers], sort_keys=True,
                         default=str).encode())
     return h.hexdigest()
+
+
+def _unreadable(path, why) -> CacheError:
+    return CacheError(f"the cache at {path} is unreadable ({why}); delete it or pass another path")
+
+
+def _read_cache(path: Path):
+    """The cached DataTree at ``path``; None if there is no file. Raises :class:`CacheError` for a path
+    that is not a readable bayesid cache (which is then never overwritten)."""
+    if not path.exists():
+        return None
+    if path.is_dir():
+        raise _unreadable(path, "it is a directory")
+    try:
+        size = path.stat().st_size
+        if size == 0:
+            raise _unreadable(path, "the file is empty")
+        with xr.open_datatree(path) as src:
+            tree = src.load()
+    except CacheError:
+        raise
+    except Exception as err:  # xarray/h5py/netCDF raise many types for garbage and truncated files
+        msg = (str(err).splitlines() or [""])[0]
+        msg = msg[:msg.index(". ") + 1] if ". " in msg else msg
+        raise _unreadable(path, f"{type(err).__name__}: {msg[:160]}") from err
+    if "bayesid_fingerprint" not in tree.attrs:
+        raise CacheError(f"the file at {path} is a netCDF file but not a bayesid cache (no "
+                         "bayesid_fingerprint); bayesid will not overwrite it: pass another path")
+    return tree
+
+
+def _check_writable(path: Path) -> None:
+    """Raise :class:`CacheError` now, before sampling, if ``path`` cannot be written."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".probe")
+        os.close(fd)
+        os.unlink(probe)
+        if path.exists() and not os.access(path, os.W_OK):
+            raise PermissionError(f"{path} is read-only")
+    except OSError as err:
+        raise CacheError(f"the cache at {path} cannot be written ({type(err).__name__}: {err}); pass a "
+                         "writable path (checked before sampling, nothing was lost)") from err
+
+
+def _save(tree, path: Path, fallback: bool = False):
+    """Write ``tree`` to ``path`` atomically (a temporary file renamed into place), so a failure never
+    leaves a truncated cache. Returns the path, or None when ``fallback`` and writing failed."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _writable(tree).to_netcdf(tmp)
+        os.replace(tmp, path)
+        return path
+    except Exception:
+        if tmp.exists():
+            tmp.unlink()
+        if fallback:
+            return None
+        raise
 
 
 def _writable(tree: xr.DataTree) -> xr.DataTree:
@@ -144,7 +217,14 @@ def fit(
         Show sampling progress.
     cache : path, optional
         A ``.nc`` file. If it exists and was written by the same model, data and settings, it is
-        loaded instead of sampling again (resumable expensive runs); otherwise it is written.
+        loaded instead of sampling again (resumable expensive runs); otherwise it is written. The key
+        covers everything that determines the result: the model's graph with every constant
+        (covariates, prior parameters to the last digit), observed and ``pm.Data`` values, the
+        sampler settings, the seed and the versions of bayesid, PyMC, pytensor, nutpie and numpy.
+        The path's writability is checked before sampling, and the posterior draws are written
+        there as soon as sampling ends (a failure afterwards resumes from them). A path that holds
+        anything but a bayesid cache raises :class:`~bayesid.errors.CacheError` and is never
+        overwritten.
     sampler : str
         ``"nutpie"`` (default) or any ``nuts_sampler`` PyMC accepts (``"pymc"``...).
     adaptation : {"auto", "low_rank", "diag", "draw_diag", "flow"}
@@ -163,7 +243,17 @@ def fit(
     -------
     xarray.DataTree
         Groups ``posterior, sample_stats, log_likelihood, log_prior, observed_data, prior,
-        prior_predictive, unconstrained_prior, unconstrained_posterior``.
+        prior_predictive, unconstrained_prior, unconstrained_posterior``. ``tree.attrs`` records the
+        seed, settings, cache key (``bayesid_fingerprint``), the model's fingerprint before the data
+        (``bayesid_model_fingerprint``, checked by :func:`bayesid.compare`) and ``bayesid_notes``:
+        what was done differently and why (e.g. no ``prior_predictive`` for a ``pm.CustomDist``
+        likelihood without ``random``; PyMC-imputed missing observations, which :func:`diagnose`
+        leaves out).
+
+    Raises
+    ------
+    CacheError
+        ``cache`` is unreadable, not a bayesid cache, or cannot be written.
     """
     import pymc as pm
     from pymc.stats import compute_log_likelihood, compute_log_prior
@@ -186,56 +276,101 @@ def fit(
     adaptation = choose_adaptation(model, adaptation)
     fp = _fingerprint(model, draws, tune, chains, prior_draws, random_seed,
                       [target_accept, sampler, adaptation, sorted(sample_kwargs.items())])
-    if cache is not None and Path(cache).exists():
-        with xr.open_datatree(cache) as src:
-            tree = src.load()
-        if tree.attrs.get("bayesid_fingerprint") == fp:
-            return tree
-        warnings.warn(f"cache {cache} was written by another model/data/settings; sampling again and "
-                      "overwriting it", stacklevel=2)
+    resumed = None
+    if cache is not None:
+        cache = Path(cache)
+        cached = _read_cache(cache)
+        if cached is not None and cached.attrs.get("bayesid_fingerprint") == fp:
+            if cached.attrs.get("bayesid_complete", "true") == "true":
+                return cached
+            resumed = cached  # sampled before, but the post-processing did not finish: redo only that
+        elif cached is not None:
+            warnings.warn(f"cache {cache} was written by another model/data/settings; sampling again and "
+                          "overwriting it", stacklevel=2)
+        _check_writable(cache)  # before sampling, so an unwritable path cannot cost the fit
 
     cores = cores or min(chains, os.cpu_count() or 1)
     timings = {}
+    notes = []
+    no_random = [k for k, ok in has_random(model).items() if not ok]
+    imputed = imputed_variables(model)
     t0 = time.perf_counter()
-    with model:
-        kw = dict(draws=draws, tune=tune, chains=chains, cores=cores, random_seed=s_post,
-                  progressbar=progressbar, nuts_sampler=sampler, target_accept=target_accept)
-        if sampler == "nutpie":
-            kw["idata_kwargs"] = {"include_transformed": False}
-            kw["nuts"] = {"adaptation": adaptation, **sample_kwargs.pop("nuts", {})}
-        kw.update(sample_kwargs)
-        tree = pm.sample(**kw)
-        t1 = time.perf_counter()
-        timings["sample"] = t1 - t0
-        st = tree.posterior.attrs.get("sampling_time")
-        if st is not None:  # nutpie: the sampling proper; the rest of pm.sample is compilation
-            timings["sampling"] = float(st)
-        compute_log_likelihood(tree, extend_inferencedata=True, progressbar=False)
-        t2 = time.perf_counter()
-        timings["log_likelihood"] = t2 - t1
-        compute_log_prior(tree, extend_inferencedata=True, progressbar=False)
-        t3 = time.perf_counter()
-        timings["log_prior"] = t3 - t2
-        prior = pm.sample_prior_predictive(draws=prior_draws, random_seed=s_prior)
-        t4 = time.perf_counter()
-        timings["prior"] = t4 - t3
-    for g in list(tree.children):
-        if g.startswith("warmup") or g == "unconstrained_posterior":
-            del tree[g]
-    for g in ("prior", "prior_predictive"):
-        if g in prior.children:
-            tree[g] = prior[g]
-    add_unconstrained_groups(tree, model)
-    timings["unconstrained"] = time.perf_counter() - t4
+    kw = dict(draws=draws, tune=tune, chains=chains, cores=cores, random_seed=s_post,
+              progressbar=progressbar, nuts_sampler=sampler, target_accept=target_accept)
+    if sampler == "nutpie":
+        kw["idata_kwargs"] = {"include_transformed": False}
+        kw["nuts"] = {"adaptation": adaptation, **sample_kwargs.pop("nuts", {})}
+    kw.update(sample_kwargs)
+    settings = json.dumps({"draws": draws, "tune": tune, "chains": chains, "prior_draws": prior_draws,
+                           "sampler": sampler, "adaptation": kw.get("nuts", {}).get("adaptation")})
+    if resumed is None:
+        with model:
+            tree = pm.sample(**kw)
+        for g in list(tree.children):
+            if g.startswith("warmup") or g == "unconstrained_posterior":
+                del tree[g]
+        tree.attrs.update(random_seed=str(random_seed), bayesid_fingerprint=fp, bayesid_settings=settings,
+                          bayesid_complete="false")
+        saved = None
+        if cache is not None:  # the expensive part is done: keep it before anything else can fail
+            saved = _save(tree, cache)
+    else:
+        tree, saved = resumed, cache
+        notes.append(f"posterior draws resumed from the partial cache {cache}")
+    t1 = time.perf_counter()
+    timings["sample"] = t1 - t0
+    st = tree.posterior.attrs.get("sampling_time")
+    if st is not None:  # nutpie: the sampling proper; the rest of pm.sample is compilation
+        timings["sampling"] = float(st)
+    try:
+        with model:
+            compute_log_likelihood(tree, extend_inferencedata=True, progressbar=False)
+            t2 = time.perf_counter()
+            timings["log_likelihood"] = t2 - t1
+            compute_log_prior(tree, extend_inferencedata=True, progressbar=False)
+            t3 = time.perf_counter()
+            timings["log_prior"] = t3 - t2
+            if no_random:
+                # pm.CustomDist without `random`: the parameters' prior can be drawn, the data cannot
+                var_names = [v.name for v in model.free_RVs + model.deterministics]
+                prior = pm.sample_prior_predictive(draws=prior_draws, random_seed=s_prior, var_names=var_names)
+                notes.append(f"{', '.join(no_random)} cannot be simulated (a pm.CustomDist without random=): "
+                             "no prior_predictive group; the log-likelihood is computed as usual")
+            else:
+                prior = pm.sample_prior_predictive(draws=prior_draws, random_seed=s_prior)
+            t4 = time.perf_counter()
+            timings["prior"] = t4 - t3
+        for g in ("prior", "prior_predictive"):
+            if g in prior.children and prior[g].data_vars:
+                tree[g] = prior[g]
+        add_unconstrained_groups(tree, model)
+        timings["unconstrained"] = time.perf_counter() - t4
+    except Exception as err:
+        if saved is None:
+            saved = _save(tree, Path(tempfile.gettempdir()) / f"bayesid-fit-{fp[:16]}.nc", fallback=True)
+        if saved is not None:
+            err.add_note(f"bayesid.fit: sampling finished and the posterior draws are saved at {saved}; fix the "
+                         f"cause and call fit(..., cache={str(saved)!r}) with the same arguments to finish "
+                         "without sampling again.")
+        raise
+    if imputed:
+        notes.append(f"{', '.join(imputed)}: missing observations of {', '.join(sorted(set(imputed.values())))} "
+                     "imputed by PyMC; they are data, not parameters, and diagnose() leaves them out")
     tree.attrs.update(
         bayesid_timings=json.dumps(timings),
         random_seed=str(random_seed),
         bayesid_fingerprint=fp,
-        bayesid_settings=json.dumps({"draws": draws, "tune": tune, "chains": chains,
-                                     "prior_draws": prior_draws, "sampler": sampler,
-                                     "adaptation": kw.get("nuts", {}).get("adaptation")}),
+        bayesid_model_fingerprint=model_fingerprint(model, observed=False),
+        bayesid_settings=settings,
+        bayesid_complete="true",
+        bayesid_notes=json.dumps(notes),
+        bayesid_imputed=json.dumps(imputed),
+        bayesid_no_random=json.dumps(no_random),
     )
     if cache is not None:
-        Path(cache).parent.mkdir(parents=True, exist_ok=True)
-        _writable(tree).to_netcdf(cache)
+        try:
+            _save(tree, cache)
+        except OSError as err:  # checked writable before sampling; if it fails now, keep the result
+            warnings.warn(f"could not write the finished fit to {cache} ({err}); returning it unsaved "
+                          f"(the posterior draws were saved there before post-processing)", stacklevel=2)
     return tree

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import re
 from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["FreeParameter", "free_parameters", "to_unconstrained", "check_continuous"]
+__all__ = ["FreeParameter", "free_parameters", "to_unconstrained", "check_continuous", "graph_digest",
+           "model_fingerprint", "imputed_variables", "has_random"]
 
 
 @dataclass(frozen=True)
@@ -81,14 +84,202 @@ def to_unconstrained(model, draws: dict[str, np.ndarray], sample_ndim: int = 2) 
         raise KeyError(f"draws lack the free parameters {missing}")
     if all(p.transform is None for p in params):
         return {p.value_name: np.asarray(draws[p.name]) for p in params}
-    fn = _compile_forward(model)
     arrays = [np.asarray(draws[p.name]) for p in params]
     lead = arrays[0].shape[:sample_ndim]
-    flat = [a.reshape(-1, *a.shape[sample_ndim:]) for a in arrays]
-    n = flat[0].shape[0]
-    results = [[] for _ in params]
-    for i in range(n):
-        vals = fn(*[f[i].astype(model.free_RVs[j].dtype) for j, f in enumerate(flat)])
-        for j, v in enumerate(vals):
-            results[j].append(v)
-    return {p.value_name: np.stack(r).reshape(*lead, *np.shape(r[0])) for p, r in zip(params, results)}
+    flat = [a.reshape(-1, *a.shape[sample_ndim:]).astype(model.free_RVs[j].dtype)
+            for j, a in enumerate(arrays)]
+    try:  # one vectorised call per block of draws (bayesid.vectorize)
+        results = _forward_vectorized(model, flat)
+    except Exception:  # an Op without a batched form: one call per draw
+        fn = _compile_forward(model)
+        per_draw = [fn(*[f[i] for f in flat]) for i in range(flat[0].shape[0])]
+        results = [np.stack([v[j] for v in per_draw]) for j in range(len(params))]
+    return {p.value_name: r.reshape(*lead, *r.shape[1:]) for p, r in zip(params, results)}
+
+
+def _forward_vectorized(model, flat):
+    from pytensor.graph.replace import graph_replace
+
+    from .vectorize import compile_vectorized, evaluate_at_draws
+
+    inputs = {rv: rv.type(name=f"{rv.name}_in") for rv in model.free_RVs}
+    outs = []
+    for rv in model.free_RVs:
+        tr = model.rvs_to_transforms.get(rv)
+        outs.append(inputs[rv] if tr is None else tr.forward(inputs[rv], *rv.owner.inputs))
+    outs = graph_replace(outs, dict(inputs), strict=False)
+    fn = compile_vectorized(list(inputs.values()), outs, mode="FAST_COMPILE")
+    return evaluate_at_draws(fn, flat)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Fingerprints of PyMC models: a digest of the pytensor graph *with* the values of its constants and
+# shared variables (``model.str_repr()`` prints ``<constant>`` for arrays and rounds numbers, so two
+# models that differ in a covariate or in a prior's σ = 2.0 vs 2.004 print the same).
+
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+|0x[0-9a-fA-F]{6,}")
+
+
+def _stable(v, depth=0) -> str:
+    """A process-independent description of an op property (no memory addresses)."""
+    if depth > 4:
+        return type(v).__name__
+    if v is None or isinstance(v, (bool, int, float, complex, str, bytes)):
+        return repr(v)
+    if isinstance(v, np.ndarray):
+        return f"array{v.shape}{v.dtype}:{hashlib.sha256(np.ascontiguousarray(v).tobytes()).hexdigest()}"
+    if isinstance(v, np.generic):
+        return repr(v.item())
+    if isinstance(v, (tuple, list)):
+        return "(" + ",".join(_stable(x, depth + 1) for x in v) + ")"
+    if isinstance(v, dict):
+        return "{" + ",".join(f"{_stable(k, depth + 1)}:{_stable(x, depth + 1)}"
+                              for k, x in sorted(v.items(), key=lambda kv: str(kv[0]))) + "}"
+    if hasattr(v, "__props__") or hasattr(v, "perform") or hasattr(v, "impl"):
+        return _op_key(v, depth + 1)
+    return f"{type(v).__module__}.{type(v).__qualname__}:{_ADDRESS.sub('', str(v))}"
+
+
+def _op_key(op, depth=0) -> str:
+    name = f"{type(op).__module__}.{type(op).__qualname__}"
+    props = getattr(op, "__props__", None)
+    if props:
+        return name + "{" + ",".join(f"{k}={_stable(getattr(op, k, None), depth + 1)}" for k in props) + "}"
+    simple = {k: v for k, v in sorted(vars(op).items()) if not k.startswith("_")
+              and isinstance(v, (bool, int, float, str, tuple, type(None), np.ndarray, np.generic))}
+    return name + ":" + _ADDRESS.sub("", str(op)) + _stable(simple, depth + 1)
+
+
+def graph_digest(outputs, h=None, shape_only=()):
+    """Feed a pytensor graph into a hash: ops with their properties, constants' and shared variables'
+    values, and the graph's wiring (topological order, not object identity).
+
+    Parameters
+    ----------
+    outputs : list of pytensor variables
+    h : hashlib hash, optional
+        Updated in place; a new sha256 if None.
+    shape_only : collection of variables
+        Leaves of which only the type and shape are hashed (e.g. observed values, for a fingerprint of
+        the model "before the data").
+
+    Returns
+    -------
+    hashlib hash
+    """
+    from pytensor.compile.sharedvalue import SharedVariable
+    from pytensor.graph.basic import Constant
+    from pytensor.graph.traversal import graph_inputs, io_toposort
+
+    h = h or hashlib.sha256()
+    outputs = [o for o in outputs if o is not None]
+    shape_only = {id(v) for v in shape_only}
+    ids = {}
+
+    def leaf(v):
+        k = len(ids)
+        ids[v] = k
+        h.update(f"|leaf{k}:{v.type}".encode())
+        if isinstance(v, (Constant, SharedVariable)):
+            val = v.data if isinstance(v, Constant) else v.get_value(borrow=True)
+            if isinstance(val, (np.ndarray, np.generic, int, float, bool)):
+                a = np.asarray(val)
+                h.update(f"{a.dtype}{a.shape}".encode())
+                if id(v) not in shape_only:
+                    h.update(np.ascontiguousarray(a).tobytes())
+            else:  # random generators and other opaque values: their type only
+                h.update(type(val).__name__.encode())
+        else:
+            h.update(str(v.name).encode())
+
+    inputs = list(graph_inputs(outputs))
+    for v in inputs:
+        leaf(v)
+    for node in io_toposort(inputs, outputs):
+        for i in node.inputs:
+            if i not in ids:
+                leaf(i)
+        op = node.op
+        h.update(("|" + _op_key(op) + str([ids[i] for i in node.inputs])).encode())
+        inner = getattr(op, "inner_outputs", None)
+        if inner and not isinstance(inner, property):
+            try:
+                graph_digest(list(inner), h)
+            except Exception:  # an inner graph we cannot walk: its op key stands for it
+                pass
+        for o in node.outputs:
+            ids[o] = len(ids)
+    h.update(("|out" + str([ids.get(o, -1) for o in outputs])).encode())
+    return h
+
+
+def model_fingerprint(model, observed: bool = True) -> str:
+    """A digest of everything in a PyMC model that determines its prior and posterior.
+
+    Parameters
+    ----------
+    model : pymc.Model
+    observed : bool
+        Include the observed values (the cache key of a fit). ``False`` gives the fingerprint of the
+        model, its priors and its design *before* the data (their shapes still count): equal for two
+        datasets of the same registered model and design, different for another model.
+
+    Returns
+    -------
+    str
+        A sha256 hex digest.
+    """
+    h = hashlib.sha256()
+    obs_values = [model.rvs_to_values[rv] for rv in model.observed_RVs]
+    shape_only = () if observed else obs_values
+    # The generative graph (prior and prior-predictive sampling) ...
+    graph_digest(list(model.free_RVs) + list(model.observed_RVs) + list(model.deterministics)
+                 + list(model.potentials), h, shape_only=shape_only)
+    # ... and the log density NUTS samples (transforms, observed values, potentials).
+    graph_digest([model.logp()], h, shape_only=shape_only)
+    names = [(rv.name, str(model.rvs_to_values[rv].name), _transform_name(model.rvs_to_transforms.get(rv)))
+             for rv in model.free_RVs]
+    h.update(repr(names).encode())
+    h.update(repr(sorted((v.name for v in model.observed_RVs))).encode())
+    h.update(repr(sorted((v.name for v in model.deterministics))).encode())
+    for k, v in sorted(model.coords.items()):
+        h.update(f"|coord {k}:{_stable(np.asarray(v) if v is not None else None)}".encode())
+    return h.hexdigest()
+
+
+def imputed_variables(model) -> dict[str, str]:
+    """Free RVs PyMC created to impute missing (NaN / masked) observations: ``{name: observed_name}``.
+
+    PyMC splits ``pm.Normal("y", ..., observed=[1, nan])`` into an observed ``y_observed`` and a free
+    ``y_unobserved``; the latter are data, not parameters.
+    """
+    free = {rv.name for rv in model.free_RVs}
+    out = {}
+    for rv in model.observed_RVs:
+        if rv.name.endswith("_observed"):
+            base = rv.name.removesuffix("_observed")
+            if f"{base}_unobserved" in free:
+                out[f"{base}_unobserved"] = base
+    return out
+
+
+def has_random(model) -> dict[str, bool]:
+    """Per observed variable, whether PyMC can draw from it (``pm.CustomDist`` without ``random``
+    cannot: prior predictive and replicate data are unavailable, the log-likelihood still is)."""
+    out = {}
+    for rv in model.observed_RVs:
+        op = rv.owner.op if rv.owner is not None else None
+        ok = True
+        if op is not None and type(op).__name__.startswith(("CustomDist", "DensityDist")):
+            ok = False
+            try:
+                import pymc as pm
+
+                pm.draw(rv, random_seed=0)
+                ok = True
+            except NotImplementedError:
+                ok = False
+            except Exception:  # it draws but fails for other reasons: leave it to the sampler
+                ok = True
+        out[rv.name] = ok
+    return out

@@ -12,7 +12,7 @@ import pandas as pd
 from .combinations import Combination, combinations_orthogonal_to, name_combination, variance_ratio
 from .contraction import BIMODAL, bimodality, contraction, contraction_se, zscore
 from .convergence import ConvergenceReport, convergence
-from .draws import ParameterDraws, extract_draws
+from .draws import ParameterDraws, check_truth, extract_draws, fisher_precheck
 from .overlap import overlap
 from .ridges import Whitening, posterior_directions, parameter_weights, whitening
 from .sensitivity import prior_sensitivity
@@ -140,6 +140,12 @@ class Diagnosis:
         return self.white.cov
 
     @property
+    def notes(self) -> list:
+        """What was left out, dropped or skipped, and why (Deterministics, imputed values, constant
+        parameters, non-finite prior draws, a skipped Fisher analysis...)."""
+        return list(getattr(self.draws, "notes", []))
+
+    @property
     def verdicts(self) -> dict:
         return dict(self.table["verdict"])
 
@@ -228,6 +234,7 @@ class Diagnosis:
             lines.append(msg)
         if not self.ridges and all(v == Verdict.IDENTIFIED for v in self.table["verdict"]):
             lines.append("No ridge: every parameter is identified by these data.")
+        lines += [f"Note: {n}." for n in self.notes]
         return "\n".join(lines)
 
     def __repr__(self):
@@ -343,7 +350,8 @@ def diagnose(tree, model=None, truth=None, var_names=None, fisher="auto", thresh
     th = thresholds or Thresholds()
     timings = {}
     t0 = time.perf_counter()
-    dr = extract_draws(tree, var_names=var_names, transforms=transforms)
+    dr = extract_draws(tree, var_names=var_names, transforms=transforms, model=model)
+    dr.notes += check_truth(truth, tree, dr)  # unknown truth keys raise
     conv = convergence(tree, dr, rhat_max=th.rhat_max, ess_min_per_chain=th.ess_min_per_chain,
                        bfmi_min=th.bfmi_min, max_divergences=th.max_divergences)
     ess = np.array([conv.ess_bulk[n] for n in dr.names])
@@ -412,6 +420,8 @@ def diagnose(tree, model=None, truth=None, var_names=None, fisher="auto", thresh
     local_cols = {}
     if fisher == "auto":
         fisher = model is not None
+    if fisher and model is not None:
+        fisher = fisher_precheck(model, dr)  # False (with a note) when the data cannot be simulated
     if fisher:
         if model is None:
             raise ValueError("fisher=True needs the PyMC model: diagnose(tree, model=model)")

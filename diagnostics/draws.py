@@ -13,17 +13,30 @@ from dataclasses import dataclass, field
 import numpy as np
 import xarray as xr
 
-__all__ = ["ParameterDraws", "extract_draws", "MissingGroupError", "BadDrawsError", "MIN_DRAWS"]
+from bayesid.errors import BadInputError, BayesidError
+
+__all__ = ["ParameterDraws", "extract_draws", "check_truth", "fisher_precheck", "MissingGroupError", "BadDrawsError",
+           "UnknownVariableError", "MIN_DRAWS", "CONSTANT_RTOL"]
 
 MIN_DRAWS = 100  # fewest posterior draws (all chains) for a variance ratio with ~14 % relative error
 
+#: A prior component whose standard deviation is below ``CONSTANT_RTOL · max(|mean|, tiny)`` is a
+#: constant up to rounding (e.g. ``Normal(1, 1e-16)``): its variance ratios are rounding noise divided by
+#: rounding noise, so it is left out with a note. 1e-9 is ten million ulps of float64 and far below
+#: any real prior's relative spread.
+CONSTANT_RTOL = 1e-9
 
-class MissingGroupError(ValueError):
+
+class MissingGroupError(BayesidError):
     """The DataTree lacks a group the diagnostics need."""
 
 
-class BadDrawsError(ValueError):
+class BadDrawsError(BayesidError):
     """Draws that cannot be diagnosed (NaN, discrete, too few...)."""
+
+
+class UnknownVariableError(BadInputError):
+    """A variable name (``var_names``, ``truth``) that the DataTree does not have."""
 
 
 @dataclass
@@ -53,6 +66,8 @@ class ParameterDraws:
     prior_unc: np.ndarray
     posterior_unc: np.ndarray
     index: dict = field(default_factory=dict)  # component name -> (variable, flat position in it)
+    notes: list = field(default_factory=list)  # what was left out or dropped, and why
+    n_prior_dropped: int = 0  # prior draws dropped for non-finite unconstrained coordinates
 
     @property
     def d(self) -> int:
@@ -125,7 +140,106 @@ def _sample_dims(ds):
     return [d for d in ("chain", "draw") if d in ds.dims]
 
 
-def extract_draws(tree: xr.DataTree, var_names=None, transforms="auto") -> ParameterDraws:
+def _candidates(tree, post, prior, model):
+    """Default parameters: free RVs (recorded by bayesid.fit, from ``model``, or the tree's ``log_prior``
+    group), else every variable in both groups; without Deterministics and PyMC-imputed observations.
+    Returns ``(names, notes)``."""
+    notes = []
+    both = [v for v in post.data_vars if v in prior.data_vars]
+    recorded = json.loads(tree.attrs.get("bayesid_parameters", "null") or "null")
+    imputed = set(json.loads(tree.attrs.get("bayesid_imputed", "null") or "null") or {})
+    observed = set(tree["observed_data"].data_vars) if "observed_data" in tree.children else set()
+    imputed |= {v for v in both if v.endswith("_unobserved") and v.removesuffix("_unobserved") + "_observed"
+                in observed}
+    deterministic = set()
+    if model is not None:
+        imputed |= {v for v in both if v.endswith("_unobserved")
+                    and v.removesuffix("_unobserved") + "_observed" in {o.name for o in model.observed_RVs}}
+        deterministic = {d.name for d in model.deterministics}
+        names = [rv.name for rv in model.free_RVs if rv.name in post.data_vars]
+    elif recorded:
+        names = [p["name"] for p in recorded]
+    elif "log_prior" in tree.children and tree["log_prior"].data_vars:
+        lp = set(tree["log_prior"].data_vars)  # pymc.compute_log_prior: exactly the free RVs
+        names = [v for v in both if v in lp]
+        deterministic = {v for v in both if v not in lp}
+    else:
+        names = both
+    if recorded and model is None:
+        deterministic = set(both) - set(names)
+    det = sorted(v for v in both if v in deterministic)
+    if det:
+        notes.append(f"Deterministic(s) {', '.join(det)} left out: functions of the parameters, not "
+                     "parameters (pass var_names= to diagnose them)")
+    names = [v for v in names if v not in deterministic]
+    imp = [v for v in names if v in imputed]
+    if imp:
+        notes.append(f"{', '.join(imp)} left out: missing observations PyMC imputed (data, not parameters; "
+                     "pass var_names= to include them)")
+    names = [v for v in names if v not in imputed]
+    return names, notes
+
+
+def _check_names(var_names, post, prior):
+    valid = [v for v in post.data_vars if v in prior.data_vars]
+    unknown = [v for v in var_names if v not in post.data_vars and v not in prior.data_vars]
+    if unknown:
+        raise UnknownVariableError(
+            f"Unknown variable(s) {unknown} in var_names; valid names (in both the prior and the posterior "
+            f"group): {valid}.")
+
+
+def check_truth(truth, tree, draws: ParameterDraws) -> list:
+    """Refuse ``truth`` keys that name no variable of ``tree``; return notes for diagnosed variables
+    ``truth`` lacks (their z-scores are NaN)."""
+    if truth is None:
+        return []
+    if not hasattr(truth, "keys"):
+        raise BadInputError(f"truth must be a dict {{variable: value}}, got {type(truth).__name__}")
+    known = set(draws.variables)
+    for g in ("posterior", "prior"):
+        if g in tree.children:
+            known |= set(tree[g].data_vars)
+    unknown = [k for k in truth if k not in known]
+    if unknown:
+        raise UnknownVariableError(
+            f"truth has unknown key(s) {unknown}; the diagnosed variables are {sorted(set(draws.variables))}.")
+    missing = [v for v in dict.fromkeys(draws.variables) if v not in truth]
+    return [f"truth lacks {', '.join(missing)}: their z-scores are NaN"] if missing else []
+
+
+def fisher_precheck(model, draws: ParameterDraws) -> bool:
+    """Whether the Fisher analysis can run on ``model``; appends to ``draws.notes`` what it does.
+
+    It needs replicate data from the likelihood, so a ``pm.CustomDist`` without ``random`` skips it
+    (False). When ``draws`` hold a subset of the free parameters, the analysis is the conditional
+    information of that subset with the others held at their posterior draws (the sub-block of the
+    full Fisher matrix): it says so.
+    """
+    from bayesid.pymc_utils import free_parameters, has_random
+
+    no_random = [k for k, ok in has_random(model).items() if not ok]
+    if no_random:
+        draws.notes.append(f"Fisher information skipped: {', '.join(no_random)} cannot be simulated (a "
+                           "pm.CustomDist without random=), and the expected information needs replicate "
+                           "data; the draw-based diagnosis above is complete")
+        return False
+    others = [p.name for p in free_parameters(model) if p.name not in set(draws.variables)
+              and p.value_name not in {n.split("[")[0] for n in draws.unconstrained_names}]
+    if others:
+        draws.notes.append(f"Fisher information of {', '.join(dict.fromkeys(draws.variables))} only, with "
+                           f"{', '.join(others)} held at their posterior draws (the conditional information, "
+                           "not marginalised over them)")
+    return True
+
+
+def _constant_columns(p):
+    sd = p.std(axis=0)
+    scale = np.maximum(np.abs(p.mean(axis=0)), np.finfo(float).tiny)
+    return sd <= CONSTANT_RTOL * scale
+
+
+def extract_draws(tree: xr.DataTree, var_names=None, transforms="auto", model=None) -> ParameterDraws:
     """Aligned prior/posterior draws of the model's parameters, natural and unconstrained.
 
     Parameters
@@ -135,28 +249,46 @@ def extract_draws(tree: xr.DataTree, var_names=None, transforms="auto") -> Param
         ``unconstrained_prior`` / ``unconstrained_posterior`` groups when present (``bayesid.fit``
         writes them); otherwise from ``transforms``.
     var_names : list of str, optional
-        Parameters to diagnose. Default: the free parameters recorded by ``bayesid.fit``, else every
-        variable present in both the prior and the posterior group.
+        Parameters to diagnose. Default: the free parameters (recorded by ``bayesid.fit``, from
+        ``model``, or the tree's ``log_prior`` group), else every variable present in both the prior and
+        the posterior group. Deterministics and missing observations PyMC imputed (``y_unobserved``)
+        are left out of the default, with a note.
     transforms : "auto", dict or None
         Used only when the tree has no unconstrained groups. ``"auto"`` logs a variable whose prior
         and posterior draws are all strictly positive (so product and ratio ridges become linear)
         and leaves the rest untouched; a dict ``{var: "log" | None}`` sets them explicitly.
+    model : pymc.Model, optional
+        Tells free parameters from Deterministics and imputed values in trees bayesid.fit did not write.
 
     Returns
     -------
     ParameterDraws
+        ``notes`` says what was left out or dropped: Deterministics, imputed observations, parameters
+        constant in the prior up to :data:`CONSTANT_RTOL`, prior draws whose unconstrained
+        coordinates are infinite (e.g. Beta(0.1, 0.1) draws that round to exactly 0 or 1).
+
+    Raises
+    ------
+    UnknownVariableError
+        ``var_names`` names a variable the tree does not have (the message lists the valid ones).
+    MissingGroupError, BadDrawsError
+        No prior/posterior group; NaN, discrete or too few draws.
     """
     if not isinstance(tree, xr.DataTree):
         raise TypeError(f"Expected an xarray.DataTree (e.g. from bayesid.fit), got {type(tree).__name__}.")
     post = _group(tree, "posterior")
     prior = _group(tree, "prior")
     recorded = json.loads(tree.attrs.get("bayesid_parameters", "null") or "null")
+    notes = [n for n in json.loads(tree.attrs.get("bayesid_notes", "[]") or "[]")
+             if "imputed by PyMC" not in n]  # fit's notes; imputation is reported below
     if var_names is None:
-        if recorded:
-            var_names = [p["name"] for p in recorded]
-        else:
-            var_names = [v for v in post.data_vars if v in prior.data_vars]
-    var_names = list(var_names)
+        var_names, more = _candidates(tree, post, prior, model)
+        notes += more
+    else:
+        if isinstance(var_names, str):
+            var_names = [var_names]
+        var_names = list(var_names)
+        _check_names(var_names, post, prior)
     if not var_names:
         raise MissingGroupError(
             "No parameter appears in both the prior and the posterior group "
@@ -176,6 +308,7 @@ def extract_draws(tree: xr.DataTree, var_names=None, transforms="auto") -> Param
     pdims, qdims = _sample_dims(post), _sample_dims(prior)
     names, unames, trs, variables, index = [], [], [], [], {}
     cols = {"post": [], "prior": [], "upost": [], "uprior": []}
+    constant = []
     for v in var_names:
         q, labels = _stack(post, v, pdims)
         p, _ = _stack(prior, v, qdims)
@@ -206,8 +339,19 @@ def extract_draws(tree: xr.DataTree, var_names=None, transforms="auto") -> Param
                 raise ValueError(f"transform {tr!r} for {v!r}: only None and 'log' can be applied to a "
                                  "hand-built tree")
             uname = f"{v}_log__" if tr == "log" else v
-            uq, up = (np.log(q), np.log(p)) if tr == "log" else (q, p)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                uq, up = (np.log(q), np.log(p)) if tr == "log" else (q, p)
             v_rows = v
+        fin = np.isfinite(p).all(axis=1) & np.isfinite(up).all(axis=1)
+        const = _constant_columns(p[fin]) | _constant_columns(up[fin]) if fin.any() else np.zeros(p.shape[1], bool)
+        if const.all():
+            constant.append(v)
+            continue
+        if const.any():
+            bad = [_component_name(v_rows, ix) for ix, c in zip(labels, const) if c]
+            raise BadDrawsError(
+                f"{bad} are constant in the prior (relative spread < {CONSTANT_RTOL:g}) while other components "
+                f"of {v!r} vary: make them constants of the model, or pass var_names= without {v!r}.")
         for k, ix in enumerate(labels):
             n = _component_name(v_rows, ix)
             names.append(n)
@@ -219,6 +363,11 @@ def extract_draws(tree: xr.DataTree, var_names=None, transforms="auto") -> Param
         cols["prior"].append(p)
         cols["upost"].append(uq)
         cols["uprior"].append(up)
+    if constant:
+        notes.append(f"{', '.join(constant)} left out: constant in the prior up to rounding (relative spread "
+                     f"< {CONSTANT_RTOL:g}), so there is nothing for the data to identify")
+    if not names:
+        raise BadDrawsError(f"Every parameter ({', '.join(constant)}) is constant in the prior: nothing to diagnose.")
 
     q = np.concatenate(cols["post"], axis=-1)
     n_post = q.shape[0] * q.shape[1]
@@ -227,16 +376,31 @@ def extract_draws(tree: xr.DataTree, var_names=None, transforms="auto") -> Param
             f"Only {n_post} posterior draws: variance ratios need at least {MIN_DRAWS} (relative error "
             "≈ sqrt(2/n)). Sample more draws (e.g. bayesid.fit(model, draws=1000))."
         )
+    uq = np.concatenate(cols["upost"], axis=-1)
+    if not np.isfinite(uq).all():
+        bad = [n for n, ok in zip(unames, np.isfinite(uq).reshape(-1, len(unames)).all(axis=0)) if not ok]
+        raise BadDrawsError(
+            f"{int((~np.isfinite(uq)).sum())} posterior draw(s) of {bad} are infinite in unconstrained "
+            "coordinates (a value exactly on the boundary of its support): the sampler failed there; refit "
+            "(check divergences, a tighter prior) before diagnosing.")
     p = np.concatenate(cols["prior"], axis=-1)
+    up = np.concatenate(cols["uprior"], axis=-1)
+    keep = np.isfinite(up).all(axis=1)
+    n_drop = int((~keep).sum())
+    if n_drop:
+        bad = [n for n, ok in zip(unames, np.isfinite(up).all(axis=0)) if not ok]
+        notes.append(f"{n_drop} of {len(keep)} prior draws dropped: infinite in unconstrained coordinates "
+                     f"({', '.join(bad)}; prior draws that round to the boundary of the support, e.g. a "
+                     "Beta(0.1, 0.1) draw of exactly 0 or 1)")
+        p, up = p[keep], up[keep]
     if p.shape[0] < max(MIN_DRAWS, 2 * len(names)):
         raise BadDrawsError(
             f"Only {p.shape[0]} prior draws for {len(names)} parameter components; need at least "
             f"{max(MIN_DRAWS, 2 * len(names))} to estimate the prior covariance."
+            + (f" ({n_drop} were dropped as non-finite in unconstrained coordinates.)" if n_drop else "")
         )
     return ParameterDraws(
         names=names, unconstrained_names=unames, transforms=trs, variables=variables,
-        prior=p, posterior=q,
-        prior_unc=np.concatenate(cols["uprior"], axis=-1),
-        posterior_unc=np.concatenate(cols["upost"], axis=-1),
-        index=index,
+        prior=p, posterior=q, prior_unc=up, posterior_unc=uq,
+        index=index, notes=notes, n_prior_dropped=n_drop,
     )
