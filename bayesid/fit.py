@@ -151,6 +151,19 @@ def _draws_dict(ds: xr.Dataset, names) -> dict:
     return {n: ds[n].values for n in names}
 
 
+def _add_log_density(tree, model, kind, pymc_fn):
+    """``log_likelihood`` / ``log_prior`` group: one vectorised evaluation (:mod:`bayesid.vectorize`); PyMC's
+    per-draw loop where the graph has an Op that cannot be vectorised."""
+    from .vectorize import log_density
+
+    try:
+        ds = log_density(model, tree["posterior"].to_dataset(), kind)
+    except Exception:
+        pymc_fn(tree, extend_inferencedata=True, progressbar=False)
+        return
+    tree[f"log_{kind}"] = xr.DataTree(ds)
+
+
 def add_unconstrained_groups(tree: xr.DataTree, model) -> xr.DataTree:
     """Add ``unconstrained_prior`` / ``unconstrained_posterior`` groups holding every free parameter
     in the unconstrained coordinates NUTS samples in (value-variable names such as ``b_log__``).
@@ -324,10 +337,10 @@ def fit(
         timings["sampling"] = float(st)
     try:
         with model:
-            compute_log_likelihood(tree, extend_inferencedata=True, progressbar=False)
+            _add_log_density(tree, model, "likelihood", compute_log_likelihood)
             t2 = time.perf_counter()
             timings["log_likelihood"] = t2 - t1
-            compute_log_prior(tree, extend_inferencedata=True, progressbar=False)
+            _add_log_density(tree, model, "prior", compute_log_prior)
             t3 = time.perf_counter()
             timings["log_prior"] = t3 - t2
             if no_random:
