@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import copy
+import hashlib
+import io
+import json
+import os
 import time
 from pathlib import Path
 
@@ -13,7 +17,8 @@ from torch import nn
 from .networks import MLP, build_summary, choose_summary, input_moments
 from .simulation import TrainingSet, seed_int, seed_sequence, simulate_training_set, stack_data
 
-__all__ = ["NeuralEstimator", "PointEstimator", "NPE", "Ensemble", "load"]
+__all__ = ["NeuralEstimator", "PointEstimator", "NPE", "Ensemble", "load", "training_fingerprint",
+           "check_trained_on"]
 
 
 _seed_int = seed_int
@@ -133,6 +138,7 @@ class NeuralEstimator:
                          model=training_set.model, design=training_set.design,
                          y_mean=y_mean.astype(np.float32), y_sd=y_sd, n_train=int(n),
                          prior_cov_unc=np.cov(y_all, rowvar=False).reshape(d, d), seed_used=seed)
+        self.meta["fingerprint"] = training_fingerprint(training_set)  # checked by bayesid.compare
         self.net = self._build(layout, d, x_mean, x_sd)
         xs = torch.as_tensor(x_all)
         ys = torch.as_tensor((y_all - y_mean) / y_sd)
@@ -209,15 +215,35 @@ class NeuralEstimator:
     # ------------------------------------------------------------------ inputs / outputs
     def _x(self, data) -> torch.Tensor:
         self._check_fitted()
+        from bayesid.errors import BadInputError
+
         if isinstance(data, TrainingSet):
             data = data.data
-        if isinstance(data, torch.Tensor):
-            return data.float()
-        if isinstance(data, np.ndarray):
-            return torch.as_tensor(data, dtype=torch.float32)
-        if hasattr(data, "data_vars"):
-            data = {k: data[k].values for k in data.data_vars}
-        return torch.as_tensor(stack_data(data, self.meta["layout"]))
+        lay = self.meta["layout"]
+        if isinstance(data, (torch.Tensor, np.ndarray)):
+            x = torch.as_tensor(np.asarray(data) if isinstance(data, np.ndarray) else data).float()
+            want = (lay["channels"], lay["length"]) if lay["sequence"] else (lay["n_features"],)
+            if tuple(x.shape[1:]) != want:
+                raise BadInputError(
+                    f"a raw array must be the stacked network input of expected shape (n, {', '.join(map(str, want))}); "
+                    f"got {tuple(x.shape)}. Pass the data as a dict {{{', '.join(repr(k) for k in lay['keys'])}: "
+                    f"array (n, *shape)}} with shapes {lay['shapes']} instead.")
+        else:
+            if hasattr(data, "data_vars"):
+                data = {k: data[k].values for k in data.data_vars}
+            if not hasattr(data, "keys"):
+                raise BadInputError(f"data must be a dict of arrays with keys {lay['keys']}, got {type(data).__name__}")
+            try:
+                x = torch.as_tensor(stack_data(data, lay))
+            except (KeyError, ValueError) as err:
+                raise BadInputError(str(err.args[0] if err.args else err)) from err
+        bad = ~torch.isfinite(x)
+        if bool(bad.any()):
+            raise BadInputError(
+                f"the data contain {int(bad.sum())} NaN/inf value(s) in {int(bad.reshape(len(x), -1).any(1).sum())} of "
+                f"{len(x)} dataset(s); refused: the network would return NaN (or silently wrong) estimates. "
+                "Remove or impute them first.")
+        return x
 
     def _destd(self, z):
         return z * torch.as_tensor(self.meta["y_sd"]) + torch.as_tensor(self.meta["y_mean"])
@@ -242,10 +268,15 @@ class NeuralEstimator:
         """Save configuration, weights, standardisation and training history to ``path`` (torch file)."""
         self._check_fitted()
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        torch.save({"class": type(self).__name__, "config": self.config, "meta": self.meta,
-                    "history": self.history, "state_dict": self.net.state_dict(),
-                    "bayesid_neural_format": 1}, path)
+        _write_file({"class": type(self).__name__, "config": self.config, "meta": self.meta,
+                     "history": self.history, "state_dict": self.net.state_dict(),
+                     "bayesid_neural_format": 1}, path)
         return path
+
+    @classmethod
+    def load(cls, path):
+        """Load an estimator of this class written by :meth:`save` (see :func:`load`)."""
+        return _load_as(cls, path)
 
     @classmethod
     def _from_state(cls, state):
@@ -484,11 +515,16 @@ class Ensemble:
         """Save all members into one file."""
         self._check()
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        torch.save({"class": "Ensemble", "n_members": self.n_members, "random_seed": self.random_seed,
-                    "members": [{"class": type(m).__name__, "config": m.config, "meta": m.meta,
-                                 "history": m.history, "state_dict": m.net.state_dict()} for m in self.members],
-                    "bayesid_neural_format": 1}, path)
+        _write_file({"class": "Ensemble", "n_members": self.n_members, "random_seed": self.random_seed,
+                     "members": [{"class": type(m).__name__, "config": m.config, "meta": m.meta,
+                                  "history": m.history, "state_dict": m.net.state_dict()} for m in self.members],
+                     "bayesid_neural_format": 1}, path)
         return path
+
+    @classmethod
+    def load(cls, path):
+        """Load an ensemble written by :meth:`save` (see :func:`load`)."""
+        return _load_as(cls, path)
 
     def __repr__(self):
         state = "" if self.members else " (untrained)"
@@ -498,14 +534,126 @@ class Ensemble:
 _CLASSES = {"PointEstimator": PointEstimator, "NPE": NPE}
 
 
+# ------------------------------------------------------------------------------------ files
+_MAGIC = b"BAYESID-ESTIMATOR\n"
+
+
+def _write_file(state, path):
+    """``MAGIC``, a JSON header line with the payload's length and sha256, then the torch payload;
+    written to a temporary file and renamed, so a failed write never leaves half a file."""
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    payload = buf.getvalue()
+    header = json.dumps({"format": 2, "bytes": len(payload), "sha256": hashlib.sha256(payload).hexdigest(),
+                         "class": state["class"]}).encode()
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_bytes(_MAGIC + header + b"\n" + payload)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _read_file(path):
+    from bayesid.errors import EstimatorFileError
+
+    path = Path(path)
+
+    def bad(why):
+        return EstimatorFileError(f"{path}: not a bayesid estimator file / corrupt: {why}")
+
+    if not path.is_file():
+        raise bad("no such file" if not path.exists() else "it is a directory")
+    raw = path.read_bytes()
+    if raw.startswith(_MAGIC):
+        nl = raw.find(b"\n", len(_MAGIC))
+        try:
+            header = json.loads(raw[len(_MAGIC):nl])
+        except ValueError as err:
+            raise bad(f"unreadable header ({err})") from err
+        payload = raw[nl + 1:]
+        if len(payload) != header["bytes"]:
+            raise bad(f"truncated or padded: {len(payload)} bytes of payload, the header says {header['bytes']}")
+        if hashlib.sha256(payload).hexdigest() != header["sha256"]:
+            raise bad("checksum mismatch (the file changed after it was written); retrain or restore it")
+        data = payload
+    elif raw.startswith(b"PK"):  # files written before checksums: a plain torch zip (no integrity check)
+        data = raw
+    else:
+        raise bad(f"it starts with {raw[:16]!r}, not a bayesid estimator header")
+    try:
+        state = torch.load(io.BytesIO(data), weights_only=False)
+    except Exception as err:  # torch/pickle raise many types for damaged payloads
+        raise bad(f"{type(err).__name__}: {err}") from err
+    if not isinstance(state, dict) or "bayesid_neural_format" not in state or "class" not in state:
+        raise bad("a torch file without bayesid's estimator state")
+    return state
+
+
 def load(path):
-    """Load an estimator or ensemble written by ``.save``. Only load files you trust (pickle inside)."""
-    state = torch.load(path, weights_only=False)
-    if not isinstance(state, dict) or "bayesid_neural_format" not in state:
-        raise ValueError(f"{path} is not a bayesid.neural estimator file")
-    if state["class"] == "Ensemble":
-        members = [_CLASSES[m["class"]]._from_state(m) for m in state["members"]]
-        ens = Ensemble(copy.deepcopy(members[0]), state["n_members"], state["random_seed"])
-        ens.members = members
-        return ens
-    return _CLASSES[state["class"]]._from_state(state)
+    """Load an estimator or ensemble written by ``.save``.
+
+    The file carries a sha256 checksum of its content: a corrupt, truncated or foreign file raises
+    :class:`~bayesid.errors.EstimatorFileError` ("not a bayesid estimator file / corrupt: ...").
+    Only load files you trust (the payload is a pickle).
+    """
+    from bayesid.errors import EstimatorFileError
+
+    state = _read_file(path)
+    try:
+        if state["class"] == "Ensemble":
+            members = [_CLASSES[m["class"]]._from_state(m) for m in state["members"]]
+            ens = Ensemble(copy.deepcopy(members[0]), state["n_members"], state["random_seed"])
+            ens.members = members
+            return ens
+        return _CLASSES[state["class"]]._from_state(state)
+    except (KeyError, RuntimeError, TypeError) as err:
+        raise EstimatorFileError(f"{path}: not a bayesid estimator file / corrupt: the state does not rebuild "
+                                 f"an estimator ({type(err).__name__}: {err})") from err
+
+
+def _load_as(cls, path):
+    from bayesid.errors import EstimatorFileError
+
+    est = load(path)
+    if not isinstance(est, cls):
+        raise EstimatorFileError(f"{path} holds a {type(est).__name__}, not a {cls.__name__}: use "
+                                 f"bayesid.neural.load(path) or {type(est).__name__}.load(path)")
+    return est
+
+
+# ------------------------------------------------------------------------------ fingerprints
+def training_fingerprint(training_set):
+    """Fingerprint of the model, priors and design ``training_set`` was simulated from: the PyMC
+    program's graph before the data (:func:`bayesid.pymc_utils.model_fingerprint` with
+    ``observed=False``), the same digest :func:`bayesid.fit` writes to ``tree.attrs
+    ["bayesid_model_fingerprint"]``. None when the model cannot be rebuilt (the check is skipped)."""
+    from bayesid import models
+    from bayesid.pymc_utils import model_fingerprint
+
+    try:
+        spec = models.get(training_set.model)
+        priors = getattr(training_set.transform, "priors", None)
+        data = spec.simulate(design=training_set.design, random_seed=0)
+        return model_fingerprint(spec.build(data, design=training_set.design, priors=priors), observed=False)
+    except Exception:  # an unregistered or unbuildable model: no fingerprint, no check
+        return None
+
+
+def check_trained_on(estimator, diagnosis=None, tree=None) -> None:
+    """Raise :class:`~bayesid.errors.ModelMismatchError` when the fit behind ``diagnosis`` (or ``tree``) is of
+    another model, prior or design than ``estimator`` was trained on; silent when either fingerprint
+    is unknown (hand-built trees, files from before fingerprints)."""
+    from bayesid.errors import ModelMismatchError
+
+    tree = tree if tree is not None else getattr(diagnosis, "tree", None)
+    theirs = getattr(tree, "attrs", {}).get("bayesid_model_fingerprint") if tree is not None else None
+    meta = estimator.meta
+    ours = meta.get("fingerprint")
+    if ours and theirs and ours != theirs:
+        raise ModelMismatchError(
+            f"The diagnosis is of another model, prior or design than the estimator was trained on "
+            f"({meta['model']} / {meta['design']}): the fingerprints of the PyMC programs differ. "
+            f"Diagnose a fit of {meta['model']} / {meta['design']}, or train the estimator on the diagnosed model.")

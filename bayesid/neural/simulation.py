@@ -56,6 +56,7 @@ class ParameterTransform:
 
     def __init__(self, spec, priors=None):
         pri = spec.priors(priors)
+        self.priors = {p.name: pri[p.name] for p in spec.parameters}  # for the training fingerprint
         self.names, self.unconstrained_names, self.domains = [], [], []
         lo, hi = [], []
         self.parameter_names = [p.name for p in spec.parameters]
