@@ -7,7 +7,7 @@ __version__ = "0.1.0"
 from . import models  # noqa: E402
 from .fit import fit  # noqa: E402
 
-__all__ = ["models", "fit", "diagnose", "diagnostics", "designs", "report", "compare", "neural", "__version__"]
+__all__ = ["models", "fit", "diagnose", "diagnostics", "designs", "report", "compare", "comparison", "neural", "__version__"]
 
 
 def __getattr__(name):  # lazy: keep `import bayesid` light
@@ -15,8 +15,11 @@ def __getattr__(name):  # lazy: keep `import bayesid` light
         from .diagnostics import diagnose
 
         return diagnose
-    if name in ("diagnostics", "report", "designs", "workflow", "compare", "neural"):
-        # bayesid.compare is a callable module: bayesid.compare(diagnosis, estimator, ...)
+    if name == "compare":  # the function bayesid.compare(diagnosis, estimator, ...)
+        from .comparison import compare
+
+        return compare
+    if name in ("diagnostics", "report", "designs", "workflow", "comparison", "neural"):
         import importlib
 
         return importlib.import_module(f".{name}", __name__)

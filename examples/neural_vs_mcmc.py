@@ -18,7 +18,7 @@ import warnings
 import torch
 
 import bayesid
-from bayesid.compare import compare, explanation_study
+from bayesid.comparison import compare, explanation_study
 from bayesid.neural import NPE, Ensemble, PointEstimator, calibrate, simulate_training_set
 
 

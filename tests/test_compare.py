@@ -16,8 +16,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("zuko")
 
 import bayesid  # noqa: E402
-import bayesid.compare  # noqa: E402
-from bayesid.compare import PRIOR_RATIO, RECOVERED_RATIO, compare, reference_from_known_answer  # noqa: E402
+from bayesid.comparison import PRIOR_RATIO, RECOVERED_RATIO, compare, reference_from_known_answer  # noqa: E402
 from bayesid.neural import Ensemble, PointEstimator, simulate_training_set  # noqa: E402
 
 pytestmark = pytest.mark.neural

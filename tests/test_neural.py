@@ -26,7 +26,7 @@ def _one_thread():
 
 
 def test_import_bayesid_does_not_import_torch():
-    code = "import sys, bayesid, bayesid.models; import bayesid.compare; print('torch' in sys.modules)"
+    code = "import sys, bayesid, bayesid.models; import bayesid.comparison; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

@@ -9,7 +9,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("zuko")
 
-from bayesid.compare import explanation_study  # noqa: E402
+from bayesid.comparison import explanation_study  # noqa: E402
 from bayesid.neural import PointEstimator, saliency, simulate_training_set  # noqa: E402
 
 pytestmark = pytest.mark.neural
