@@ -340,10 +340,6 @@ class ModelSpec:
         return f"<ModelSpec {self.name}: {len(self.parameters)} parameter(s), designs {list(self.designs)}>"
 
     def _repr_html_(self):
-        rows = "".join(
-            f"<tr><td>{p.name}</td><td>{p.prior!r}</td><td>{np.asarray(p.true_value)}</td>"
-            f"<td>{p.unit}</td><td>{p.description}</td></tr>" for p in self.parameters
-        )
-        return (f"<b>{self.name}</b>: {self.description}<table><tr><th>parameter</th><th>prior</th>"
-                f"<th>true</th><th>unit</th><th></th></tr>{rows}</table>"
-                f"designs: {', '.join(self.designs)} (default {self.default_design})")
+        from bayesid.report.misc import spec_html  # presentation layer, imported lazily
+
+        return spec_html(self)

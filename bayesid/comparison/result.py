@@ -119,7 +119,7 @@ class NeuralComparison:
 
     # -------------------------------------------------------------- HTML
     def to_html(self, figures: bool = True) -> str:
-        """An HTML fragment (one ``<section>``): verdict sentences, tables and figures."""
+        """An HTML fragment (one section of a page): verdict sentences, tables and figures."""
         from bayesid.report.neural import neural_html
 
         return neural_html(self, figures=figures)

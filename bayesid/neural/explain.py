@@ -152,25 +152,10 @@ class InterventionStudy:
                 "ratio": float(a.mean() / b.mean()) if b.mean() != 0 else np.inf}
 
     def to_html(self, figures=True) -> str:
-        """HTML fragment: ATE table and (optionally) the bar chart as an embedded PNG."""
-        import base64
-        import io
+        """HTML fragment: ATE table and (optionally) the bar chart (rendered by :mod:`bayesid.report`)."""
+        from bayesid.report.misc import explanation_html
 
-        import matplotlib.pyplot as plt
-
-        parts = ['<section class="bayesid-explanations"><h3>Explanations vs predictions</h3>',
-                 "<p>Average treatment effect of training interventions on predictions (|Δ estimate| / prior "
-                 "sd) and on explanations (1 − cosine similarity of input-gradient saliency), "
-                 "Student-t 95 % intervals over repeats.</p>"]
-        if figures:
-            self.plot()
-            buf = io.BytesIO()
-            plt.gcf().savefig(buf, format="png", dpi=90, bbox_inches="tight")
-            plt.close(plt.gcf())
-            parts.append(f'<img alt="ATE" src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}"/>')
-        parts.append(self.effects.to_html(float_format=lambda v: f"{v:.3g}", index=False, border=0))
-        parts.append("</section>")
-        return "\n".join(parts)
+        return explanation_html(self, figures=figures)
 
     def _repr_html_(self):
         return self.to_html()
