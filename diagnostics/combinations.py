@@ -7,7 +7,8 @@ Rule (documented, deterministic):
    ``c ⊥ d_k`` for all k: those are the combinations the data can determine.
 2. Only parameters that move along some ridge (``|d_ik| ≥ loading_tol`` after normalising each
    ridge to max |.| = 1) are involved; the others are identified on their own.
-3. A basis of the combinations orthogonal to the ridges (restricted to the involved parameters)
+3. The involved parameters are split into independent groups (the ridges' projector couples no
+   two groups), and per group a basis of the combinations orthogonal to the ridges
    is put in reduced row-echelon form, which makes it sparse and readable (``θ0 − θ5``,
    ``θ1 − θ5``, ...), and each coefficient is snapped to a simple ratio (1, 2, 3, 1/2, 1/3 and
    their negatives) when within ``snap_tol``.
@@ -156,7 +157,7 @@ def name_combination(coefficients: dict, transforms: dict, snap_tol: float = 0.0
         tr = transforms.get(k)
         nm = f"log({_strip_log(k, tr)})" if tr == "log" else (k if tr is None else f"{tr}({_strip_log(k, tr)})")
         mag = abs(c)
-        coef = "" if mag == 1 else f"{_fmt_num(mag if isinstance(mag, Fraction) else float(mag))}·"
+        coef = "" if abs(float(mag) - 1.0) < 1e-9 else f"{_fmt_num(mag if isinstance(mag, Fraction) else float(mag))}·"
         if i == 0:
             out = ("-" if c < 0 else "") + coef + nm
         else:
@@ -187,7 +188,8 @@ def _rref(m, tol=1e-9):
 
 
 def combinations_orthogonal_to(ridges: np.ndarray, names: list, transforms: list,
-                               loading_tol: float = 0.15) -> list[Combination]:
+                               loading_tol: float = 0.15, coupling_tol: float = 0.1,
+                               drop_tol: float = 0.05) -> list[Combination]:
     """Simple combinations left unchanged by moving along every ridge.
 
     Parameters
@@ -200,6 +202,13 @@ def combinations_orthogonal_to(ridges: np.ndarray, names: list, transforms: list
         Transform of each component.
     loading_tol : float
         Minimum |loading| (each ridge normalised to max 1) for a parameter to count as moving.
+    coupling_tol : float
+        Parameters are split into independent groups (separate ridges, e.g. a·b and c − d in one
+        model) where the projector onto the ridges' span couples them less than this; each group's
+        combinations are named on their own, so no name mixes unrelated parameters.
+    drop_tol : float
+        Coefficients below this fraction of the largest are dropped before naming (the named
+        combination is then measured on the draws, so a dropped term that mattered shows there).
 
     Returns
     -------
@@ -215,21 +224,48 @@ def combinations_orthogonal_to(ridges: np.ndarray, names: list, transforms: list
     involved = np.where(np.abs(norm).max(axis=1) >= loading_tol)[0]
     if involved.size == 0:
         return []
-    sub = norm[involved]  # (|S|, k)
-    u, s, _ = np.linalg.svd(sub, full_matrices=True)
-    rank = int(np.sum(s > 1e-8 * max(1.0, s.max(initial=0.0))))
-    null = u[:, rank:]  # (|S|, |S| - rank): combinations orthogonal to all ridges
-    if null.shape[1] == 0:
-        return []
-    basis, _ = _rref(null.T)
     trmap = dict(zip(names, transforms))
     out = []
-    for row in basis:
-        coefs = {names[involved[i]]: float(row[i]) for i in range(len(involved)) if abs(row[i]) > 1e-9}
-        if len(coefs) < 2:
-            continue  # a single parameter orthogonal to all ridges: identified on its own
-        out.append(Combination(name_combination(coefs, trmap), coefs))
+    for block in _blocks(norm, involved, coupling_tol):
+        sub = norm[block]  # (|B|, k)
+        u, s, _ = np.linalg.svd(sub, full_matrices=True)
+        rank = int(np.sum(s > 1e-8 * max(1.0, s.max(initial=0.0))))
+        null = u[:, rank:]  # (|B|, |B| - rank): combinations orthogonal to all ridges
+        if null.shape[1] == 0:
+            continue
+        basis, _ = _rref(null.T)
+        for row in basis:
+            big = np.abs(row).max()
+            coefs = {names[block[i]]: float(row[i]) for i in range(len(block)) if abs(row[i]) > drop_tol * big}
+            if len(coefs) < 2:
+                continue  # a single parameter orthogonal to all ridges: identified on its own
+            out.append(Combination(name_combination(coefs, trmap), coefs))
     return out
+
+
+def _blocks(norm, involved, coupling_tol):
+    """Split the involved parameters into independent groups: i and j belong together when the
+    projector onto the span of the ridges couples them (``|P_ij| / sqrt(P_ii P_jj) > coupling_tol``).
+    The projector does not depend on how the ridges are mixed within their span (near-equal ratios)."""
+    q, _ = np.linalg.qr(norm[involved])
+    P = q @ q.T
+    dg = np.sqrt(np.clip(np.diag(P), 1e-300, None))
+    C = np.abs(P) / np.outer(dg, dg)
+    groups, seen = [], set()
+    for a in range(len(involved)):
+        if a in seen:
+            continue
+        stack, g = [a], []
+        seen.add(a)
+        while stack:
+            x = stack.pop()
+            g.append(x)
+            for y in range(len(involved)):
+                if y not in seen and C[x, y] > coupling_tol:
+                    seen.add(y)
+                    stack.append(y)
+        groups.append(sorted(int(involved[x]) for x in g))
+    return groups
 
 
 def variance_ratio(coefficients: dict, names: list, prior_unc: np.ndarray, posterior_unc: np.ndarray) -> float:

@@ -87,6 +87,7 @@ class Diagnosis:
     timings: dict = field(default_factory=dict)
     tree: object = field(default=None, repr=False)
     local_ridges: list = field(default_factory=list)
+    local_evidence_used: bool = False
     trouble: object = None
     _ridges: list = field(default=None, repr=False)
 
@@ -225,8 +226,9 @@ class Diagnosis:
             msg = (f"Fisher information (model-based, {len(f.local_null_dim)} draws): {f.global_null_dim} "
                    f"uninformed direction(s) on average; {f.local_null_fraction:.0%} of draws have a locally "
                    "uninformed direction")
-            if not self.convergence.ok:
-                msg += " (not interpreted: the draws it was evaluated at are not trustworthy)."
+            if not self.local_evidence_used and not self.convergence.ok:
+                msg += (" (not used in the verdicts: the draws it was evaluated at are not trustworthy "
+                        "until sampling converges).")
             elif f.curved_ridge and any(r.source == "fisher-local" and r.local.curved for r in self.ridges):
                 msg += " — a curved ridge: the direction turns across the posterior."
             else:
@@ -454,15 +456,22 @@ def diagnose(tree, model=None, truth=None, var_names=None, fisher="auto", thresh
             nulls, lrs = local_ridges(fr, white, dr, weight_tol=th.weight_tol, identified=th.identified)
             diag.local_ridges = lrs
             frac, frac_se = nulls.fraction(th.weight_tol)
-            ridge_of = {p: r for r in lrs for p in r.parameters}
-            verdicts = combine_local_evidence(verdicts, dr.names, frac, frac_se, nulls.null_share.mean(axis=0),
-                                              nulls.informed_share.mean(axis=0), ridge_of, th)
             local_cols = {"local_null_fraction": frac, "local_null_fraction_se": frac_se}
             timings["local_ridges"] = time.perf_counter() - t2
 
     diag.trouble = _sampler_trouble(tree, dr, conv, diag)
     if diag.trouble is not None:
         verdicts = _apply_trouble(verdicts, dr.names, diag.trouble)
+    unexplained = [n for n, v in zip(dr.names, verdicts) if v[0] == Verdict.NOT_CONVERGED]
+    if local_cols and not unexplained:
+        # the model-based evidence enters only where the draws it was evaluated at are trustworthy
+        ridge_of = {p: r for r in diag.local_ridges for p in r.parameters}
+        verdicts = combine_local_evidence(verdicts, dr.names, local_cols["local_null_fraction"],
+                                          local_cols["local_null_fraction_se"], nulls.null_share.mean(axis=0),
+                                          nulls.informed_share.mean(axis=0), ridge_of, th)
+        diag.local_evidence_used = True
+    if unexplained:
+        verdicts = _propagate_not_converged(verdicts, dr.names, directions)
 
     table["ridge_weight"] = rw
     for k, v in local_cols.items():
@@ -487,7 +496,7 @@ def _settle_ridges(diag: Diagnosis) -> None:
             and not any(v.get(p) in _BLOCKING for p in d.parameters)]
     # parameters a draw-based ridge already covers
     covered = {p for d in keep for p in d.parameters}
-    for lr in diag.local_ridges:
+    for lr in (diag.local_ridges if diag.local_evidence_used else []):
         if any(v.get(p) in _BLOCKING for p in lr.parameters):
             continue
         if any(v.get(p) == Verdict.IDENTIFIED for p in lr.parameters):
@@ -516,6 +525,24 @@ def _combo_parameters(c, diag) -> list:
         return list(c.parameters)
     unc = dict(zip(diag.unconstrained_names, diag.names))
     return [unc[k] for k in c.coefficients if k in unc]
+
+
+def _propagate_not_converged(verdicts, names, directions) -> list:
+    """A parameter on a draw-based ridge with a parameter that did not converge is not converged
+    either: the ridge, and so its verdict, rests on draws that are not trustworthy."""
+    v = {n: x for n, x in zip(names, verdicts)}
+    for d in directions:
+        if d.verdict != Verdict.NOT_IDENTIFIED:
+            continue
+        bad = [p for p in d.parameters if v[p][0] == Verdict.NOT_CONVERGED]
+        if not bad:
+            continue
+        for p in d.parameters:
+            if v[p][0] != Verdict.NOT_CONVERGED:
+                x = v[p]
+                v[p] = (Verdict.NOT_CONVERGED, f"shares the ridge {d.label} with {', '.join(bad)}, which did "
+                        f"not converge (own draws: {x[0]}, {x[1]})", x[2], "draws")
+    return [v[n] for n in names]
 
 
 def _sampler_trouble(tree, draws, conv, diag):

@@ -26,26 +26,34 @@ from bayesid.diagnostics import Verdict
 from bayesid.fit import add_unconstrained_groups
 
 
-def _exact_tree(model, loglik, n_post=2000, n_prior=4000, seed=0):
-    """Prior draws from PyMC; iid posterior draws by rejection from the U(0,1)² prior with
-    acceptance exp(loglik − max)."""
-    rng = np.random.default_rng(seed)
-    prior = pm.sample_prior_predictive(draws=n_prior, model=model, random_seed=seed).prior
-    grid = np.linspace(1e-4, 1 - 1e-4, 400)
+def _rejection(loglik, propose, lo, hi, n, rng):
+    """iid draws from prior × likelihood by rejection from the prior; the bound is the likelihood's
+    maximum on a fine grid over [lo, hi]² (the likelihood is smooth and its mode lies inside)."""
+    grid = np.linspace(lo, hi, 600)
     g1, g2 = np.meshgrid(grid, grid)
-    top = loglik(g1, g2).max() + 1e-9
-    out1, out2, got = [], [], 0
-    while got < n_post:
-        p1, p2 = rng.random(200_000), rng.random(200_000)
-        keep = np.log(rng.random(p1.size)) < loglik(p1, p2) - top
-        out1.append(p1[keep])
-        out2.append(p2[keep])
+    top = loglik(g1, g2).max() + 1e-6
+    out, got = [], 0
+    while got < n:
+        x1, x2 = propose(200_000)
+        keep = np.log(rng.random(x1.size)) < loglik(x1, x2) - top
+        out.append(np.column_stack([x1[keep], x2[keep]]))
         got += int(keep.sum())
-    p1 = np.concatenate(out1)[:n_post].reshape(2, -1)
-    p2 = np.concatenate(out2)[:n_post].reshape(2, -1)
-    post = xr.Dataset({"p1": (("chain", "draw"), p1), "p2": (("chain", "draw"), p2)})
-    tree = xr.DataTree.from_dict({"posterior": post, "prior": prior.to_dataset()[["p1", "p2"]]})
+    return np.concatenate(out)[:n]
+
+
+def _tree(model, post: dict, n_prior=4000, seed=0):
+    """A DataTree like bayesid.fit's from exact posterior draws ``{name: (2, n/2)}`` and PyMC prior draws."""
+    prior = pm.sample_prior_predictive(draws=n_prior, model=model, random_seed=seed).prior.to_dataset()
+    ds = xr.Dataset({k: (("chain", "draw"), np.asarray(v).reshape(2, -1)) for k, v in post.items()})
+    tree = xr.DataTree.from_dict({"posterior": ds, "prior": prior[list(post)]})
     return add_unconstrained_groups(tree, model)
+
+
+def _exact_tree(model, loglik, n_post=2000, seed=0):
+    """p1, p2 ~ U(0, 1) posterior by rejection."""
+    rng = np.random.default_rng(seed)
+    x = _rejection(loglik, lambda k: (rng.random(k), rng.random(k)), 1e-4, 1 - 1e-4, n_post, rng)
+    return _tree(model, {"p1": x[:, 0], "p2": x[:, 1]}, seed=seed)
 
 
 def _binomial_product(n, y, second=None):
@@ -129,25 +137,39 @@ def test_bounded_ridge_with_large_marginal_contraction_is_not_identified():
 
 @pytest.fixture(scope="module")
 def product_difference():
+    """Exact posteriors: (a, b) by rejection from their N(1, 0.4²) prior; (c, d) Gaussian (conjugate)."""
     rng = np.random.default_rng(5)
-
-    def build(anchor):
+    sig, n_obs, n_post = 0.2, 10, 2000
+    out = {}
+    for anchor in (False, True):
+        y1 = rng.normal(1.0, sig, n_obs)
+        y2 = rng.normal(0.5, sig, n_obs)
+        y3 = rng.normal(1.0, sig, n_obs)
+        y4 = rng.normal(0.2, sig, n_obs)
         with pm.Model() as m:
             a = pm.Normal("a", 1.0, 0.4)
             b = pm.Normal("b", 1.0, 0.4)
             c = pm.Normal("c", 0.0, 1.0)
             d = pm.Normal("d", 0.0, 1.0)
-            pm.Normal("y1", a * b, 0.05, observed=rng.normal(1.0, 0.05, 30))
-            pm.Normal("y2", c - d, 0.05, observed=rng.normal(0.5, 0.05, 30))
+            pm.Normal("y1", a * b, sig, observed=y1)
+            pm.Normal("y2", c - d, sig, observed=y2)
             if anchor:
-                pm.Normal("y3", a, 0.05, observed=rng.normal(1.0, 0.05, 30))
-                pm.Normal("y4", c, 0.05, observed=rng.normal(0.2, 0.05, 30))
-        return m
+                pm.Normal("y3", a, sig, observed=y3)
+                pm.Normal("y4", c, sig, observed=y4)
 
-    out = {}
-    for anchor in (False, True):
-        m = build(anchor)
-        tree = bayesid.fit(m, draws=500, tune=1000, chains=2, random_seed=3, progressbar=False)
+        def loglik(a_, b_, anchor=anchor, y1=y1, y3=y3):
+            ll = -((y1[:, None] - (a_ * b_).ravel()) ** 2).sum(0) / (2 * sig**2)
+            if anchor:
+                ll = ll - ((y3[:, None] - a_.ravel()) ** 2).sum(0) / (2 * sig**2)
+            return ll.reshape(np.shape(a_))
+
+        ab = _rejection(loglik, lambda k: (rng.normal(1, .4, k), rng.normal(1, .4, k)), -0.5, 2.5, n_post, rng)
+        # (c, d): prior N(0, I), rows (1, −1) for y2 and (1, 0) for y4, noise sig
+        X = np.array([[1.0, -1.0]] * n_obs + ([[1.0, 0.0]] * n_obs if anchor else []))
+        yy = np.concatenate([y2] + ([y4] if anchor else []))
+        cov = np.linalg.inv(np.eye(2) + X.T @ X / sig**2)
+        cd = rng.multivariate_normal(cov @ X.T @ yy / sig**2, cov, size=n_post)
+        tree = _tree(m, {"a": ab[:, 0], "b": ab[:, 1], "c": cd[:, 0], "d": cd[:, 1]}, seed=3)
         out[anchor] = bayesid.diagnose(tree, model=m, random_seed=0)
     return out
 
