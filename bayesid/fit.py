@@ -151,6 +151,19 @@ def _draws_dict(ds: xr.Dataset, names) -> dict:
     return {n: ds[n].values for n in names}
 
 
+def _prior_draws(model, draws, seed):
+    """Prior and prior predictive: one vectorised forward graph (:func:`bayesid.vectorize.sample_prior`);
+    PyMC's per-draw ``sample_prior_predictive`` where the graph cannot be vectorised."""
+    import pymc as pm
+
+    from .vectorize import sample_prior
+
+    try:
+        return sample_prior(model, draws, random_seed=seed)
+    except Exception:
+        return pm.sample_prior_predictive(draws=draws, random_seed=seed)
+
+
 def _add_log_density(tree, model, kind, pymc_fn):
     """``log_likelihood`` / ``log_prior`` group: one vectorised evaluation (:mod:`bayesid.vectorize`); PyMC's
     per-draw loop where the graph has an Op that cannot be vectorised."""
@@ -350,7 +363,7 @@ def fit(
                 notes.append(f"{', '.join(no_random)} cannot be simulated (a pm.CustomDist without random=): "
                              "no prior_predictive group; the log-likelihood is computed as usual")
             else:
-                prior = pm.sample_prior_predictive(draws=prior_draws, random_seed=s_prior)
+                prior = _prior_draws(model, prior_draws, s_prior)
             t4 = time.perf_counter()
             timings["prior"] = t4 - t3
         for g in ("prior", "prior_predictive"):

@@ -139,3 +139,125 @@ def test_vectorised_log_densities_equal_pymc_per_draw_ones():
     shifted = prior.copy()
     shifted["mu"] = shifted["mu"] + 0.1
     assert not np.allclose(log_density(m, shifted, "likelihood")["y"].values, ll["y"].values)
+
+
+def test_vectorised_prior_draws_have_the_exact_prior_moments():
+    """bayesid.vectorize.sample_prior against moments derived from the model: mu ~ N(0, 2) (variance 4),
+    p ~ Beta(2, 3) (mean 0.4, variance 0.04), z_g ~ N(mu, tau) with tau ~ HalfNormal(1) so
+    Cov(z_1, z_2) = Var(mu) = 4 and Var(z_g) = 4 + E[tau²] = 5, y ~ N(z, 1) so Var(y) = 6, a Deterministic
+    d = 2·mu exactly. Each at 4.5 standard errors of n = 4000 draws (variances: SE from the sample fourth
+    moment). Same seed → same draws; another seed → different draws (control)."""
+    from bayesid.vectorize import sample_prior
+
+    with pm.Model(coords={"g": range(3)}) as m:
+        mu = pm.Normal("mu", 0, 2)
+        tau = pm.HalfNormal("tau", 1)
+        z = pm.Normal("z", mu, tau, dims="g")
+        pm.Beta("p", 2, 3)
+        pm.Deterministic("d", 2 * mu)
+        pm.Normal("y", z[:, None], 1, observed=np.zeros((3, 2)))
+    n = 4000
+    t = sample_prior(m, n, random_seed=3, block=1500)  # three blocks, two block sizes
+    pr = t["prior"]
+    assert pr["mu"].shape == (1, n) and pr["z"].dims == ("chain", "draw", "g")
+    assert t["prior_predictive"]["y"].shape == (1, n, 3, 2)
+
+    def z_mean(x, mean):
+        return (x.mean() - mean) / (x.std() / np.sqrt(len(x)))
+
+    def z_var(x, var):
+        c = (x - x.mean()) ** 2
+        return (c.mean() - var) / (c.std() / np.sqrt(len(x)))
+
+    mu_d, p_d = pr["mu"].values[0], pr["p"].values[0]
+    zz, y = pr["z"].values[0], t["prior_predictive"]["y"].values[0]
+    checks = [z_var(mu_d, 4.0), z_mean(p_d, 0.4), z_var(p_d, 0.04), z_var(zz[:, 0], 5.0), z_var(y[:, 1, 0], 6.0),
+              z_mean((zz[:, 0] - zz[:, 0].mean()) * (zz[:, 1] - zz[:, 1].mean()), 4.0)]
+    assert np.all(np.abs(checks) < 4.5), checks
+    np.testing.assert_array_equal(pr["d"].values[0], 2 * mu_d)
+    assert np.array_equal(sample_prior(m, n, random_seed=3, block=1500)["prior"]["mu"].values, pr["mu"].values)
+    assert not np.array_equal(sample_prior(m, n, random_seed=4, block=1500)["prior"]["mu"].values, pr["mu"].values)
+    # blocks are independent streams, not repeats of one another
+    assert not np.array_equal(mu_d[:1500], mu_d[1500:3000])
+
+
+# ------------------------------------------------------------------ cache keys (issue 16, helper C)
+def _keyed_model(sigma=2.0, x=None, d=None, n=5):
+    x = np.linspace(0.0, 1.0, n) if x is None else x
+    with pm.Model() as m:
+        dd = pm.Data("d", np.ones(n) if d is None else d)
+        a = pm.Normal("a", 0.0, sigma)
+        b = pm.HalfNormal("b", 1.0)
+        pm.Normal("y", a * x + b * dd, 1.0, observed=np.zeros(n))
+    return m
+
+
+def _key(model, **kw):
+    from bayesid.fit import _fingerprint
+
+    args = dict(draws=100, tune=100, chains=1, prior_draws=1000, seed=1, extra=[0.8, "nutpie", "low_rank", []])
+    args.update(kw)
+    return _fingerprint(model, **args)
+
+
+def test_cache_key_covers_design_covariates_data_values_priors_and_settings():
+    """``model.str_repr()`` prints all of these models alike; the key must not."""
+    base = _key(_keyed_model())
+    assert _key(_keyed_model()) == base  # rebuilt identically: same key (the cache works)
+    changed = {
+        "design (n = 6)": _key(_keyed_model(n=6)),
+        "covariate array": _key(_keyed_model(x=np.linspace(0.0, 1.01, 5))),
+        "pm.Data value": _key(_keyed_model(d=np.full(5, 1.5))),
+        "prior sigma 2.0 -> 2.004": _key(_keyed_model(sigma=2.004)),
+        "seed": _key(_keyed_model(), seed=2),
+        "sampler settings": _key(_keyed_model(), extra=[0.9, "nutpie", "low_rank", []]),
+    }
+    assert _keyed_model().str_repr() == _keyed_model(sigma=2.004).str_repr() == _keyed_model(d=np.full(5, 1.5)).str_repr()
+    same = [k for k, v in changed.items() if v == base]
+    assert not same, f"cache key ignores {same}"
+
+
+def test_changed_prior_refits_instead_of_returning_the_stale_tree(tmp_path):
+    path = tmp_path / "fit.nc"
+    kw = dict(draws=100, tune=100, chains=1, random_seed=1, progressbar=False, cache=path)
+    a = bayesid.fit(_keyed_model(), **kw)
+    with pytest.warns(UserWarning, match="another model/data/settings"):
+        b = bayesid.fit(_keyed_model(sigma=2.004), **kw)
+    assert b.attrs["bayesid_fingerprint"] != a.attrs["bayesid_fingerprint"]
+    assert not np.array_equal(a["posterior"]["a"].values, b["posterior"]["a"].values)
+
+
+def test_posterior_is_saved_before_post_processing_and_resumed(tmp_path, monkeypatch):
+    import bayesid.fit as fit_module
+
+    path = tmp_path / "fit.nc"
+    kw = dict(draws=100, tune=100, chains=1, random_seed=1, progressbar=False, cache=path)
+
+    def boom(*a, **k):
+        raise RuntimeError("post-processing failed")
+
+    monkeypatch.setattr(fit_module, "add_unconstrained_groups", boom)
+    with pytest.raises(RuntimeError) as info:
+        bayesid.fit(_keyed_model(), **kw)
+    assert f"saved at {path}" in "\n".join(getattr(info.value, "__notes__", []))
+    monkeypatch.undo()
+    monkeypatch.setattr(pm, "sample", lambda *a, **k: pytest.fail("sampled again instead of resuming"))
+    tree = bayesid.fit(_keyed_model(), **kw)
+    assert GROUPS - {"prior_predictive"} <= set(tree.children)
+    assert tree.attrs["bayesid_complete"] == "true"
+    assert "resumed" in tree.attrs["bayesid_notes"]
+
+
+def test_customdist_without_random_returns_the_posterior_and_diagnose_skips_fisher():
+    with pm.Model() as m:
+        mu = pm.Normal("mu")
+        pm.CustomDist("y", mu, logp=lambda v, mu: -0.5 * (v - mu) ** 2, observed=np.zeros(20))
+    tree = bayesid.fit(m, draws=200, tune=200, chains=1, random_seed=2, progressbar=False)
+    assert {"posterior", "log_likelihood", "prior", "unconstrained_posterior"} <= set(tree.children)
+    assert "prior_predictive" not in tree.children
+    assert "without random" in tree.attrs["bayesid_notes"]
+    d = bayesid.diagnose(tree, model=m)
+    assert d.fisher is None and any("Fisher information skipped" in n for n in d.notes)
+    # 20 unit-variance observations, N(0, 1) prior: posterior variance 1/21, contraction 20/21
+    row = d.table.loc["mu"]
+    assert abs(row["contraction"] - 20 / 21) < 4 * row["contraction_se"]
