@@ -26,6 +26,10 @@ _REGISTRY: dict[str, str | type] = {
     "toy.weak": "toys:Weak",
     # gait family (models/gait/)
     "gait.bslip": "gait:BSLIP",
+    "gait.hierarchical": "gait.hierarchical:HierarchicalBSLIP",
+    # mixed-effects family (models/mixed.py)
+    "mixed.regression": "mixed:MixedRegression",
+    "mixed.noncentred": "mixed:MixedRegressionNonCentred",
     # latent-rate family (models/rates.py)
     "rates.pairwise": "rates:Pairwise",
     "rates.anchored": "rates:PairwiseAnchored",
