@@ -276,3 +276,107 @@ def test_training_fingerprint_is_the_model_before_the_data():
     assert fp(0, name="toy.collinear") != fp(0, name="toy.identified")
     assert _estimator().meta["fingerprint"] == base  # what fit() writes for a fit of toy.additive
     assert spec.name == "toy.additive"
+
+
+# ------------------------------------------------------------------ legitimate but awkward inputs
+def _prior_tree(model, n_prior=1500, seed=0):
+    """Prior draws of ``model`` as prior group, and (a stand-in posterior) the next draws as posterior."""
+    pr = pm.sample_prior_predictive(draws=n_prior + 400, model=model, random_seed=seed).prior
+    prior = {k: pr[k].values[0, :n_prior] for k in pr.data_vars}
+    post = {k: pr[k].values[0, n_prior:].reshape(2, 200, *pr[k].shape[2:]) for k in pr.data_vars}
+    return _tree(prior, post)
+
+
+def test_deterministic_is_not_diagnosed_as_a_parameter_unless_asked():
+    with pm.Model() as m:
+        a = pm.Normal("a")
+        b = pm.Normal("b")
+        pm.Deterministic("s", a + b)
+        pm.Normal("y", a + b, 1.0, observed=np.zeros(3))
+    tree = _prior_tree(m)
+    assert "s" in tree["posterior"] and "s" in tree["prior"]
+    d = diagnose(tree, model=m, fisher=False)
+    assert sorted(d.table.index) == ["a", "b"]
+    assert any("Deterministic(s) s left out" in n for n in d.notes) and "Note: Deterministic" in d.summary()
+    # without model=, a log_prior group (pm.compute_log_prior) tells the free parameters too
+    t2 = tree.copy()
+    t2["log_prior"] = xr.DataTree(xr.Dataset({k: t2["posterior"][k] * 0 for k in ("a", "b")}))
+    assert sorted(diagnose(t2).table.index) == ["a", "b"]
+    assert "s" in diagnose(tree, model=m, var_names=["a", "b", "s"], fisher=False).table.index  # asked
+
+
+def test_imputed_observations_are_excluded_with_a_note():
+    with pm.Model() as m:
+        mu = pm.Normal("mu")
+        pm.Normal("y", mu, 1.0, observed=np.array([0.1, np.nan, -0.3, np.nan]))
+    assert "y_unobserved" in [rv.name for rv in m.free_RVs]  # PyMC imputes the NaNs as parameters
+    d = diagnose(_prior_tree(m), model=m, fisher=False)
+    assert list(d.table.index) == ["mu"]
+    assert any("y_unobserved left out" in n and "imputed" in n for n in d.notes)
+
+
+def test_beta_prior_draws_on_the_boundary_are_dropped_with_a_count():
+    """Beta(0.1, 0.1): draws that round to exactly 0 or 1 have logit ±inf. They are dropped (count
+    reported) and the contraction is finite and right: 40 successes in 100 trials give a
+    Beta(40.1, 60.1) posterior, prior variance 0.25/1.2 (Beta(a, a): 1/(4(2a+1)))."""
+    from bayesid.fit import add_unconstrained_groups
+
+    with pm.Model() as m:
+        p = pm.Beta("p", 0.1, 0.1)
+        pm.Binomial("k", n=100, p=p, observed=40)
+    rng = np.random.default_rng(3)
+    prior = rng.beta(0.1, 0.1, size=4000)
+    prior[:7] = 0.0
+    prior[7:12] = 1.0
+    post = rng.beta(40.1, 60.1, size=(2, 500))
+    tree = _tree({"p": prior}, {"p": post})
+    add_unconstrained_groups(tree, m)
+    assert np.isinf(tree["unconstrained_prior"]["p_logodds__"].values).sum() >= 12
+    d = diagnose(tree, model=m, fisher=False)
+    with np.errstate(divide="ignore"):
+        ok = np.isfinite(np.log(prior) - np.log1p(-prior))
+    n_bad = int((~ok).sum())
+    assert d.draws.n_prior_dropped == n_bad >= 12
+    assert any(f"{n_bad} of 4000 prior draws dropped" in n for n in d.notes)
+    row = d.table.loc["p"]
+    assert np.isfinite(d.table[["contraction", "contraction_unc", "overlap"]].values).all()
+    kept = prior[ok]
+    exact = 1 - (40.1 * 60.1 / (100.2 ** 2 * 101.2)) / kept.var()
+    assert abs(row["contraction"] - exact) < 4 * row["contraction_se"]
+    assert row["verdict"] == "identified"
+
+
+def test_parameter_constant_in_the_prior_is_left_out_with_a_note():
+    rng = np.random.default_rng(0)
+    c_prior = 1.0 + 1e-16 * rng.standard_normal(2000)  # variance ~1e-32: a constant up to rounding
+    c_post = 1.0 + 1e-16 * rng.standard_normal((2, 200))
+    tree = _tree({"a": rng.standard_normal(2000), "c": c_prior},
+                 {"a": 0.1 * rng.standard_normal((2, 200)), "c": c_post})
+    d = diagnose(tree)
+    assert list(d.table.index) == ["a"]
+    assert any("c left out: constant in the prior" in n for n in d.notes)
+    assert np.isfinite(d.table["contraction"]).all() and d.table.loc["a", "contraction"] > 0.9
+    # the relative tolerance keeps a genuinely small-scale parameter
+    tree2 = _tree({"a": 1e-12 * rng.standard_normal(2000)}, {"a": 1e-13 * rng.standard_normal((2, 200))})
+    assert list(diagnose(tree2).table.index) == ["a"]
+    assert CONSTANT_RTOL < 1e-6
+
+
+def test_truth_missing_a_variable_says_why_z_is_nan():
+    d = diagnose(_ab_tree(), truth={"a": 0.5})
+    assert np.isnan(d.table.loc["b", "z"]) and any("truth lacks b" in n for n in d.notes)
+
+
+def test_fisher_on_a_var_names_subset_holds_the_others_at_their_draws():
+    """diagnose(var_names=['a'], model=m): the Fisher analysis of a alone (the sub-block of the score;
+    y ~ N(a + b, 1), n = 20: information 20 per unit a, prior variance 1, whitened λ = 20)."""
+    with pm.Model() as m:
+        a = pm.Normal("a")
+        b = pm.Normal("b")
+        pm.Normal("y", a + b, 1.0, observed=np.ones(20))
+    d = diagnose(_ab_tree(), model=m, var_names=["a"], fisher_draws=8, random_seed=0)
+    assert list(d.table.index) == ["a"]
+    assert any("Fisher information of a only, with b held at their posterior draws" in n for n in d.notes)
+    lam = d.fisher.eigenvalues[0]
+    # 8 draws × 20 replicates of a chi-square-like average: relative sd sqrt(2/160) ≈ 0.11
+    assert abs(lam / (20.0 * d.prior_cov[0, 0]) - 1) < 4 * np.sqrt(2 / 160)
