@@ -218,9 +218,15 @@ class Diagnosis:
                              f"(posterior/prior variance ratio {r.ratio:.2f}).")
         if len(self.ridges) > 5:
             lines.append(f"... and {len(self.ridges) - 5} more ridges (see .ridges).")
-        if self.combinations:
+        v = self.verdicts
+        sure = [c for c in self.combinations if not any(v.get(p) in _BLOCKING for p in c.parameters)]
+        unsure = [c for c in self.combinations if c not in sure]
+        if sure:
             lines.append("Identified combinations: " + ", ".join(
-                f"{c.name} (contraction {c.contraction:.2f})" for c in self.combinations) + ".")
+                f"{c.name} (contraction {c.contraction:.2f})" for c in sure) + ".")
+        if unsure:
+            lines.append("Measured on draws that have not converged (not a verdict until they do): " + ", ".join(
+                f"{c.name} (contraction {c.contraction:.2f})" for c in unsure) + ".")
         f = self.fisher
         if f is not None:
             msg = (f"Fisher information (model-based, {len(f.local_null_dim)} draws): {f.global_null_dim} "
@@ -513,9 +519,9 @@ def _settle_ridges(diag: Diagnosis) -> None:
         for c in lr.combinations:
             if c.name not in names:
                 diag.combinations.append(c)
-    # combinations are reported only while their parameters' verdicts are interpretable
-    diag.combinations = [c for c in diag.combinations
-                         if not any(v.get(p) in _BLOCKING for p in _combo_parameters(c, diag))]
+    for c in diag.combinations:
+        if not c.parameters:
+            c.parameters = _combo_parameters(c, diag)
     diag._ridges = keep
     diag.table["ridge"] = ["; ".join(d.label for d in keep if n in d.parameters) for n in diag.names]
 

@@ -567,6 +567,9 @@ def local_ridges(fisher, white, draws, weight_tol: float = 0.1, identified: floa
             phi_post = np.stack([coords[p].values(draws.posterior[..., i], draws.posterior_unc[..., i])
                                  for p, i in enumerate(comp)], axis=-1)
             for cb in combinations_orthogonal_to(disp, phi_names, [trmap[n] for n in phi_names]):
+                if not _simple(cb.coefficients):
+                    rejected.append(cb.name)  # e.g. a^0.43·b: no invariant a modeller would recognise
+                    continue
                 check_combination(cb, phi_names, phi_prior, phi_post)
                 cb.source = "fisher-local"
                 cb.parameters = [names[p] for p in range(len(comp)) if phi_names[p] in cb.coefficients]
@@ -590,3 +593,14 @@ def local_ridges(fisher, white, draws, weight_tol: float = 0.1, identified: floa
             combinations=combos, rejected=rejected,
             label=name_combination(big, trmap) if straight and len(comp) > 1 else " and ".join(names)))
     return nulls, out
+
+
+def _simple(coefficients: dict, snap_tol: float = 0.08) -> bool:
+    """Every coefficient (relative to the largest) is a simple ratio (1, 2, 3, 1/2, 1/3, 2/3, 3/2…)."""
+    from .combinations import _snap
+
+    v = np.array(list(coefficients.values()), float)
+    if v.size == 0:
+        return False
+    v = v / np.abs(v).max()
+    return all(_snap(x, snap_tol) is not None for x in v)

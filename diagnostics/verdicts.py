@@ -16,6 +16,23 @@ Order of precedence (per parameter):
      identified directions (r_j ≤ 1 − ``identified``) ≥ ``weight_tol``;
    * **weakly identified** — everything else (the data inform it, the prior still shapes it).
 
+4. **Model-based evidence** (when ``diagnose`` has the model): the per-draw Fisher null spaces
+   (:func:`combine_local_evidence`). A parameter that loads on a locally uninformed direction at more
+   than half of the Fisher draws (fraction reported with its binomial MCSE) is not individually
+   identified, whatever the linear covariance of the draws says — this catches curved ridges
+   (p1·p2 on the probability scale) and bounded ones (a piece of a hyperbola cut off by 0 < p < 1,
+   whose marginal contraction can exceed 0.5). Its verdict becomes *not identified*, *identified only
+   in combination* (naming the checked invariant, e.g. ``p1·p2``) or *weakly identified*. This
+   evidence is used only when no parameter is left *not converged* without a structural explanation
+   (the Fisher draws are posterior draws; until they are trustworthy the summary says it is unused).
+5. **Not converged spreads along ridges**: a parameter on a draw-based ridge with a non-converged
+   one is not converged either. A structural explanation of the failure from
+   ``diagnostics.trouble`` (divergences along a null direction, swap-symmetric modes) replaces
+   *not converged* by the structural verdict it names.
+
+Table, :attr:`Diagnosis.ridges` and the summary are all built from these final verdicts
+(``Diagnosis.consistency_problems()`` lists any disagreement; tests assert it is empty).
+
 Direction verdicts: ratio ≥ ``ridge`` → not identified; ratio ≤ 1 − ``identified`` → identified;
 otherwise weakly identified. The defaults read a contraction of 0.5 (half the prior variance
 removed) as identified and 0.2 as the edge of a ridge. Contraction has no universal cut-off
