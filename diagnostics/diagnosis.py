@@ -457,7 +457,7 @@ def diagnose(tree, model=None, truth=None, var_names=None, fisher="auto", thresh
                 c.source = "fisher"
                 if c.ratio <= 1.0 - th.identified:  # checked against the draws like every name
                     diag.fisher_combinations.append(c)
-        if getattr(fr, "local_whitened", None) is not None:
+        if getattr(fr, "local_whitened", None) is not None and getattr(fr, "draw_points", None) is not None:
             t2 = time.perf_counter()
             nulls, lrs = local_ridges(fr, white, dr, weight_tol=th.weight_tol, identified=th.identified)
             diag.local_ridges = lrs

@@ -224,3 +224,36 @@ def test_not_converged_summary_makes_no_ridge_claim():
         if line.startswith("Ridge"):
             assert not any(p in line for p in bad if len(p) > 2), line
     assert diag.consistency_problems() == []
+
+
+def test_straighten_finds_the_coordinates_on_plain_arrays():
+    """No sampling: null vectors from the algebra. On a·exp(b) = 1 (a > 0 with a log transform, b real)
+    the displacement in the unconstrained coordinates (log a, b) is (1, −1) — already straight. On the
+    hyperbola a·b = 1 with a, b real it is (a, −b) in natural coordinates: straight only in (log a,
+    log b). Negative control: a random turning direction is straight in no coordinates."""
+    from bayesid.diagnostics.ridges import Coordinate, straighten
+
+    rng = np.random.default_rng(0)
+    a = np.exp(rng.normal(0, 0.5, 64))
+    one = lambda x: np.ones_like(x)  # noqa: E731
+    # hyperbola a·b = 1, natural unconstrained coordinates: tangent (a, −b) (any scale per draw)
+    xs = np.column_stack([a, 1 / a])
+    disp = [np.array([[a[s]], [-1 / a[s]]]) * rng.uniform(0.5, 2) for s in range(64)]
+    cands = [[Coordinate("natural"), Coordinate("abslog")]] * 2
+    sd = [np.array([0.4, 0.4])] * 2
+    choice, dev, basis, k, frac, dev_unc = straighten(disp, [0, 1], xs, cands, [one, one], sd, np.array([.4, .4]))
+    assert choice == (1, 1) and k == 1 and frac == 1.0
+    assert dev < 1e-12 < 0.02 < dev_unc
+    assert abs(abs(basis[0, 0]) - abs(basis[1, 0])) < 1e-9  # (1, −1) in log coordinates
+    # a·exp(b) = 1 with log a unconstrained: straight in (log a, natural b), curved in (a, b)
+    b = -np.log(a)
+    xs = np.column_stack([a, b])
+    disp = [np.array([[1.0], [-1.0]]) for _ in range(64)]  # in (log a, b)
+    cands2 = [[Coordinate("log"), Coordinate("natural")], [Coordinate("natural")]]
+    choice, dev, *_ = straighten(disp, [0, 1], xs, cands2, [lambda x: x, one], [np.ones(2), np.ones(1)],
+                                 np.ones(2))
+    assert choice == (0, 0) and dev < 1e-12
+    # negative control: a direction that turns at random is straight in no candidate coordinates
+    disp = [rng.normal(size=(2, 1)) for _ in range(64)]
+    _, dev, *_ = straighten(disp, [0, 1], np.column_stack([a, 1 / a]), cands, [one, one], sd, np.array([.4, .4]))
+    assert dev > 0.1
