@@ -51,7 +51,7 @@ def _snap(x: float, tol: float = 0.08):
 
 def terms(vector: dict, tol: float = 0.15) -> list[tuple[str, float]]:
     """The terms of ``vector`` that matter: normalised to max |.| = 1, first term positive, terms
-    below ``tol`` dropped, sorted by magnitude (largest first)."""
+    below ``tol`` dropped, in the vector's own (model) order."""
     items = [(k, float(v)) for k, v in vector.items() if np.isfinite(v)]
     if not items:
         return []
@@ -59,7 +59,6 @@ def terms(vector: dict, tol: float = 0.15) -> list[tuple[str, float]]:
     if big == 0:
         return []
     items = [(k, v / big) for k, v in items if abs(v) / big >= tol]
-    items.sort(key=lambda kv: -round(abs(kv[1]), 6))  # stable: ties keep the given order
     if items and items[0][1] < 0:
         items = [(k, -v) for k, v in items]
     return items
