@@ -201,7 +201,9 @@ class Diagnosis:
             if r.source == "fisher-local":
                 lr = r.local
                 txt = (f"Ridge (local Fisher information, {lr.draw_fraction:.0%} ± {lr.draw_fraction_se:.0%} of "
-                       f"draws): the data cannot tell points apart along {r.label}")
+                       f"draws): {r.label} moves freely"
+                       + (" while " + " and ".join(c.name for c in lr.combinations) + " stay"
+                          + ("s" if len(lr.combinations) == 1 else "") + " fixed" if lr.combinations else ""))
                 if lr.curved and lr.straight:
                     txt += (" — curved in the sampler's coordinates, a straight line in "
                             f"{_coord_words(lr.coordinates)}")

@@ -189,7 +189,7 @@ def combine_local_evidence(verdicts, names, fraction, fraction_se, null_share, i
         where = f"locally uninformed at {f:.0%} ± {se:.0%} of draws"
         if r is not None and len(r.parameters) > 1:
             shape = "curved " if r.curved else ""
-            where += f" ({shape}ridge along {r.label}"
+            where += f" ({shape}ridge: {r.label} moves freely"
             if r.curved and r.straight:
                 where += f", straight in {_coords(r.coordinates)}"
             where += ")"
