@@ -20,7 +20,7 @@ _SUP = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
 #: Quantity kinds and how they are written.
 KINDS = {
     "value": "3 significant digits (posterior mean, sd, true value)",
-    "fraction": "2 decimals (contraction, overlap, variance ratio, share)",
+    "fraction": "2 decimals, '<0.01' for smaller positive values (contraction, overlap, variance ratio, share)",
     "z": "2 decimals with sign",
     "rhat": "3 decimals",
     "ess": "whole number",
@@ -59,6 +59,8 @@ def format_number(v, kind: str = "value") -> str:
     if not math.isfinite(x):
         return "" if math.isnan(x) else ("∞" if x > 0 else "−∞")
     if kind == "fraction":
+        if 0 < abs(x) < 0.005:
+            return "<0.01" if x > 0 else "−<0.01"
         return f"{x:.2f}".replace("-", "−")
     if kind == "z":
         return f"{x:+.2f}".replace("-", "−")
