@@ -467,7 +467,7 @@ def diagnose(tree, model=None, truth=None, var_names=None, fisher="auto", thresh
             local_cols = {"local_null_fraction": frac, "local_null_fraction_se": frac_se}
             timings["local_ridges"] = time.perf_counter() - t2
 
-    diag.trouble = _sampler_trouble(tree, dr, conv, diag)
+    diag.trouble = _sampler_trouble(tree, dr, conv, diag, model=model)
     if diag.trouble is not None:
         verdicts = _apply_trouble(verdicts, dr.names, diag.trouble)
     unexplained = [n for n, v in zip(dr.names, verdicts) if v[0] == Verdict.NOT_CONVERGED]
@@ -553,10 +553,15 @@ def _propagate_not_converged(verdicts, names, directions) -> list:
     return [v[n] for n in names]
 
 
-def _sampler_trouble(tree, draws, conv, diag):
-    """Hook for ``diagnostics.trouble.sampler_trouble`` (structural explanations of a convergence
-    failure: divergences along a null direction, chains in swap-symmetric modes). Returns None when
-    that module is absent or convergence is fine."""
+def _sampler_trouble(tree, draws, conv, diag, model=None):
+    """Hook for ``diagnostics.trouble.sampler_trouble`` (helper A2's module: structural explanations
+    of a convergence failure — divergences concentrated along a Fisher null direction, chains in
+    swap-symmetric modes). Called only when convergence failed; returns None when the module is
+    absent. Arguments are passed by name from what the diagnosis has: ``tree``, ``draws``
+    (ParameterDraws), ``draws_unc`` (chains, draws, d unconstrained), ``sample_stats`` (Dataset or
+    None), ``names`` / ``unconstrained_names``, ``null_directions`` (per-draw local null
+    displacements, list of (d, k_s) arrays, or None), ``fisher`` (FisherResult or None), ``white``,
+    ``convergence``, ``diagnosis``, ``model``."""
     if conv.ok:
         return None
     try:
@@ -566,23 +571,46 @@ def _sampler_trouble(tree, draws, conv, diag):
     fn = getattr(trouble, "sampler_trouble", None)
     if fn is None:
         return None
-    return fn(tree=tree, draws=draws, convergence=conv, diagnosis=diag)
+    import inspect
+
+    nulls = None
+    if diag.fisher is not None and getattr(diag.fisher, "local_whitened", None) is not None:
+        from .ridges import local_null_spaces
+
+        nulls = local_null_spaces(diag.fisher.local_whitened, diag.white.chol, diag.fisher.lambda_tol).displacements
+    have = {"tree": tree, "draws": draws, "draws_unc": draws.posterior_unc, "posterior_unc": draws.posterior_unc,
+            "sample_stats": tree["sample_stats"].to_dataset() if "sample_stats" in tree.children else None,
+            "names": list(draws.names), "unconstrained_names": list(draws.unconstrained_names),
+            "null_directions": nulls, "fisher": diag.fisher, "white": diag.white, "convergence": conv,
+            "diagnosis": diag, "model": model}
+    params = inspect.signature(fn).parameters
+    if any(p.kind == p.VAR_KEYWORD for p in params.values()):
+        kwargs = have
+    else:
+        kwargs = {k: v for k, v in have.items() if k in params}
+    return fn(**kwargs)
 
 
 def _apply_trouble(verdicts, names, trouble) -> list:
     """Replace *not converged* by a structural verdict where the trouble module explains it.
 
-    Expected shape: ``trouble.explanations`` (or the object itself) a dict
-    ``{parameter: (verdict, reason)}``."""
-    expl = getattr(trouble, "explanations", trouble)
+    Accepted shapes: a dict ``{parameter: (verdict, reason)}`` or ``{parameter: obj}`` with
+    ``obj.verdict`` / ``obj.reason``, or an object holding such a dict as ``explanations`` or
+    ``per_parameter``. Parameters absent from it stay *not converged*."""
+    expl = trouble
+    for attr in ("explanations", "per_parameter"):
+        if hasattr(trouble, attr):
+            expl = getattr(trouble, attr)
+            break
     if not isinstance(expl, dict):
         return verdicts
     out = []
     for n, v in zip(names, verdicts):
         e = expl.get(n)
-        if e is not None and v[0] == Verdict.NOT_CONVERGED:
-            ver, why = e[0], e[1]
-            out.append((Verdict(ver), f"{why} ({v[1]})", v[2], "draws+model+sampler"))
+        if e is not None and not isinstance(e, tuple):
+            e = (getattr(e, "verdict", None), getattr(e, "reason", ""))
+        if e is not None and e[0] is not None and v[0] == Verdict.NOT_CONVERGED:
+            out.append((Verdict(e[0]), f"{e[1]} ({v[1]})", v[2], "draws+model+sampler"))
         else:
             out.append(v)
     return out

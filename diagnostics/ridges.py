@@ -332,7 +332,7 @@ def null_components(nulls: LocalNullSpaces, involved, scale, coupling_tol: float
     return comps
 
 
-def straighten(disp_list, comp, xs, candidates, dxdtheta, phi_scale, theta_scale, max_combos: int = 4096):
+def straighten(disp_list, comp, xs, candidates, dxdtheta, phi_scale, theta_scale, max_combos: int = 729):
     """Coordinates (one candidate per parameter of ``comp``) in which the local null space is most
     nearly constant across draws.
 
@@ -391,16 +391,17 @@ def straighten(disp_list, comp, xs, candidates, dxdtheta, phi_scale, theta_scale
     # Jacobian tables: jac[p][c] -> (S,) dφ_c/dθ for parameter p
     jac = [[c.jacobian(xs[:, i], dxdtheta[p](xs[:, i])) for c in candidates[p]] for p, i in enumerate(comp)]
 
+    # the span each draw's null space cuts out of these parameters: k orthonormal columns per draw
+    span = np.stack([_orth(blocks[s], k) for s in use])  # (S', |C|, k)
+    use_arr = np.array(use)
+
     def deviation(choice):
-        acc = np.zeros((len(comp), len(comp)))
-        for s in use:
-            d = np.array([jac[p][c][s] / phi_scale[p][c] for p, c in enumerate(choice)])
-            m = d[:, None] * blocks[s]
-            if not np.isfinite(m).all():
-                return np.inf, None
-            b = _orth(m, k)
-            acc += b @ b.T
-        acc /= len(use)
+        d = np.stack([jac[p][c][use_arr] / phi_scale[p][c] for p, c in enumerate(choice)], axis=1)
+        m = d[:, :, None] * span
+        if not np.isfinite(m).all():
+            return np.inf, None
+        b = np.linalg.svd(m, full_matrices=False)[0][:, :, :k]
+        acc = np.einsum("sik,sjk->ij", b, b) / len(use)
         lam, vec = np.linalg.eigh(acc)
         return 1.0 - lam[-k:].sum() / k, vec[:, -k:]
 
