@@ -151,7 +151,7 @@ def _candidates(tree, post, prior, model):
     observed = set(tree["observed_data"].data_vars) if "observed_data" in tree.children else set()
     imputed |= {v for v in both if v.endswith("_unobserved") and v.removesuffix("_unobserved") + "_observed"
                 in observed}
-    deterministic = set()
+    deterministic, heuristic = set(), set()
     if model is not None:
         imputed |= {v for v in both if v.endswith("_unobserved")
                     and v.removesuffix("_unobserved") + "_observed" in {o.name for o in model.observed_RVs}}
@@ -165,9 +165,15 @@ def _candidates(tree, post, prior, model):
         deterministic = {v for v in both if v not in lp}
     else:
         names = both
+        looks = _looks_deterministic(prior, both)
+        if looks:
+            deterministic = heuristic = set(looks)
+            notes.append(f"{', '.join(looks)} left out: an exact (log-)linear function of the other variables "
+                         "in the prior draws, i.e. a Deterministic (which of a dependent set is the Deterministic "
+                         "cannot be told from draws: pass model= to tell parameters exactly, or var_names=)")
     if recorded and model is None:
         deterministic = set(both) - set(names)
-    det = sorted(v for v in both if v in deterministic)
+    det = sorted(v for v in both if v in deterministic and v not in heuristic)
     if det:
         notes.append(f"Deterministic(s) {', '.join(det)} left out: functions of the parameters, not "
                      "parameters (pass var_names= to diagnose them)")
@@ -178,6 +184,42 @@ def _candidates(tree, post, prior, model):
                      "pass var_names= to include them)")
     names = [v for v in names if v not in imputed]
     return names, notes
+
+
+def _looks_deterministic(prior, names) -> list:
+    """Variables whose prior draws are an exact linear function of the others' draws, in natural or
+    (for positive variables) log coordinates: Deterministics such as ``a + b`` or ``a·b`` in a tree
+    without a record of which variables are free. Needs many more draws than columns."""
+    cols = {}
+    for v in names:
+        x = np.asarray(prior[v].values, float).reshape(-1, int(np.prod(prior[v].shape[2:], dtype=int)))
+        if x.dtype.kind != "f" or not np.isfinite(x).all():
+            return []
+        cols[v] = x
+    out = []
+    for v in reversed(names):  # Deterministics usually come after their inputs: flag the later ones
+        y = cols[v]
+        others = [cols[o] for o in names if o != v and o not in out]
+        if not others:
+            continue
+        X = np.column_stack(others)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            designs = [X] + ([np.log(X)] if (X > 0).all() else [])
+            targets = [y] + ([np.log(y)] if (y > 0).all() else [])
+        for A in designs:
+            A = np.column_stack([np.ones(len(A)), A])
+            if len(A) < 5 * A.shape[1] + 50:
+                continue
+            for t in targets:
+                if (t.std(axis=0) <= CONSTANT_RTOL * np.maximum(np.abs(t.mean(axis=0)), 1e-300)).any():
+                    continue  # a constant: reported as such, not as a Deterministic
+                res = t - A @ np.linalg.lstsq(A, t, rcond=None)[0]
+                if (res.var(axis=0) <= 1e-12 * np.maximum(t.var(axis=0), np.finfo(float).tiny)).all():
+                    out.append(v)
+                    break
+            if v in out:
+                break
+    return sorted(out)
 
 
 def _check_names(var_names, post, prior):

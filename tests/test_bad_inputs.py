@@ -303,6 +303,17 @@ def test_deterministic_is_not_diagnosed_as_a_parameter_unless_asked():
     t2["log_prior"] = xr.DataTree(xr.Dataset({k: t2["posterior"][k] * 0 for k in ("a", "b")}))
     assert sorted(diagnose(t2).table.index) == ["a", "b"]
     assert "s" in diagnose(tree, model=m, var_names=["a", "b", "s"], fisher=False).table.index  # asked
+    # a plain tree with neither: an exact (log-)linear function of the other draws is recognised
+    rng = np.random.default_rng(1)
+    a, b = rng.lognormal(size=(2, 1500))
+    qa, qb = rng.lognormal(0, 0.1, size=(2, 2, 200))
+    plain = _tree({"a": a, "b": b, "s": a + 2 * b, "r": a * b}, {"a": qa, "b": qb, "s": qa + 2 * qb, "r": qa * qb})
+    d3 = diagnose(plain)
+    assert sorted(d3.table.index) == ["a", "b"] and any("r, s left out" in n for n in d3.notes)
+    # negative control: three independent parameters are all kept
+    c = rng.lognormal(size=1500)
+    keep = _tree({"a": a, "b": b, "c": c}, {"a": qa, "b": qb, "c": rng.lognormal(0, 0.1, size=(2, 200))})
+    assert sorted(diagnose(keep).table.index) == ["a", "b", "c"] and not diagnose(keep).notes
 
 
 def test_imputed_observations_are_excluded_with_a_note():
