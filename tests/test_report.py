@@ -151,7 +151,8 @@ def test_write_refuses_empty_lists_and_foreign_files(tmp_path):
 
 
 @pytest.mark.parametrize("value, kind, text", [
-    (3.29e-05, "value", "3.29×10⁻⁵"), (6060.4, "ess", "6\u2009060"), (1.0, "rhat", "1.000"), (0.5812, "fraction", "0.58"), (0.0004, "fraction", "<0.01"),
+    (3.29e-05, "value", "3.29×10⁻⁵"), (6060.4, "ess", "6\u2009060"), (1.0, "rhat", "1.000"),
+    (0.5812, "fraction", "0.58"), (0.0004, "fraction", "<0.01"),
     (-0.525, "z", "−0.53"), (13500.0, "value", "13\u2009500"), (0.999, "value", "0.999"), (float("nan"), "value", ""),
     (2.5e7, "value", "2.50×10⁷"), (80.0, "value", "80.0"),
 ])

@@ -81,7 +81,8 @@ def headlines(diag) -> tuple[str, list[str], str]:
     out = []
     conv = diag.convergence
     if not conv.ok:
-        why = "; ".join(conv.problems[:2] + [f"{k}: {', '.join(v)}" for k, v in list(conv.parameter_problems.items())[:3]])
+        per = [f"{k}: {', '.join(v)}" for k, v in list(conv.parameter_problems.items())[:3]]
+        why = "; ".join(conv.problems[:2] + per)
         out.append(f"Sampling did not converge ({why}). No verdict below can be trusted yet: fix the sampling "
                    "first (more draws, a reparametrization, a higher target_accept).")
     combos = _combos(diag)
@@ -106,7 +107,8 @@ def headlines(diag) -> tuple[str, list[str], str]:
         groups.setdefault(v, []).append(n)
     if groups.get("identified"):
         ids = groups["identified"]
-        out.append(f"{join_names(ids)} {'is' if len(ids) == 1 else 'are'} identified on {'its' if len(ids) == 1 else 'their'} own.")
+        one = len(ids) == 1
+        out.append(f"{join_names(ids)} {'is' if one else 'are'} identified on {'its' if one else 'their'} own.")
     for n in groups.get("weakly identified", []):
         out.append(f"{n} is weakly identified (contraction {format_number(t.loc[n, 'contraction'], 'fraction')}): "
                    "the data inform it, but the prior still shapes it.")
@@ -185,7 +187,8 @@ def _verdict_table(diag, p):
 _FULL_LABELS = {"variable": ("Variable", "text"), "unconstrained": ("Unconstrained", "text"),
                 "mean": ("Mean", "value"), "sd": ("sd", "value"), "truth": ("True value", "value"),
                 "z": ("z", "z"), "contraction": ("Contraction", "fraction"),
-                "contraction_se": ("± MCSE", "fraction"), "contraction_unc": ("Contraction (unconstrained)", "fraction"),
+                "contraction_se": ("± MCSE", "fraction"),
+                "contraction_unc": ("Contraction (unconstrained)", "fraction"),
                 "overlap": ("Overlap", "fraction"), "bimodality": ("Bimodality coef.", "fraction"),
                 "psense_prior": ("psense prior", "psense"), "psense_likelihood": ("psense likelihood", "psense"),
                 "rhat": ("R-hat", "rhat"), "ess_bulk": ("ESS bulk", "ess"), "ess_tail": ("ESS tail", "ess"),
@@ -303,7 +306,8 @@ def _convergence(diag, p):
             Column("result", "Result", "text")]
     if conv.ok:
         sentence = (f"Sampling converged: {chains} chains of {format_number(per_chain, 'int')} draws agree "
-                    f"(R-hat, ESS), with {conv.divergences} divergent transitions." if chains else "Sampling converged.")
+                    f"(R-hat, ESS), with {conv.divergences} divergent transitions."
+                    if chains else "Sampling converged.")
     else:
         sentence = "Sampling did not converge: " + "; ".join(
             conv.problems + [f"{k}: {', '.join(v)}" for k, v in conv.parameter_problems.items()]) + "."

@@ -237,7 +237,8 @@ def neural_context(cmp, figures=True, prefix="nn-"):
                 comb_table=comb_t, par_table=par_t, held_table=held_t, figures=figs, glossary=glossary,
                 meta=[("estimator", cmp.estimator), ("reference", cmp.source),
                       ("held-out datasets", str(cmp.n_test)),
-                      ("prediction time per dataset", format_number(cmp.timings.get("predict_per_dataset"), "seconds"))])
+                      ("prediction time per dataset",
+                       format_number(cmp.timings.get("predict_per_dataset"), "seconds"))])
 
 
 def neural_html(cmp, figures=True, prefix="nn-") -> str:
