@@ -111,8 +111,10 @@ class Diagnosis:
             for p in r.parameters:
                 if v.get(p) in (Verdict.NOT_CONVERGED, Verdict.CONFLICT, Verdict.IDENTIFIED):
                     out.append(f"ridge {r.label!r} moves {p}, whose verdict is {v.get(p)!r}")
+        explained = set(self.table.index[self.table.get("evidence", pd.Series(dtype=str)).astype(str)
+                                         .str.contains("sampler")]) if "evidence" in self.table else set()
         for p, vv in v.items():
-            if vv in (Verdict.NOT_IDENTIFIED, Verdict.COMBINATION) and p not in in_ridge:
+            if vv in (Verdict.NOT_IDENTIFIED, Verdict.COMBINATION) and p not in in_ridge | explained:
                 out.append(f"{p} is {vv!r} but lies on no reported ridge")
         s = self.summary()
         if "No ridge" in s and (self.ridges or any(x != Verdict.IDENTIFIED for x in v.values())):

@@ -257,3 +257,31 @@ def test_straighten_finds_the_coordinates_on_plain_arrays():
     disp = [rng.normal(size=(2, 1)) for _ in range(64)]
     _, dev, *_ = straighten(disp, [0, 1], np.column_stack([a, 1 / a]), cands, [one, one], sd, np.array([.4, .4]))
     assert dev > 0.1
+
+
+def test_trouble_hook_replaces_not_converged_only_where_explained(monkeypatch):
+    """Contract with ``diagnostics.trouble.sampler_trouble``: a structural explanation of a convergence
+    failure replaces "not converged" by the verdict it names; a parameter it does not explain stays
+    "not converged" (the negative control in the same fit), and the table, ridges and summary agree."""
+    import sys
+    import types
+
+    rng = np.random.default_rng(1)
+    # a: chains stuck in two places (R-hat ≫ 1.01); b: also stuck; c: fine
+    stuck = rng.normal(0, 0.05, (4, 500)) + np.array([0, 0, 0, 1.0])[:, None]
+    post = xr.Dataset({"a": (("chain", "draw"), stuck), "b": (("chain", "draw"), stuck[::-1] * 1.0),
+                       "c": (("chain", "draw"), rng.normal(0, 0.05, (4, 500)))})
+    prior = xr.Dataset({k: (("chain", "draw"), rng.normal(size=(1, 4000))) for k in "abc"})
+    tree = xr.DataTree.from_dict({"posterior": post, "prior": prior})
+    fake = types.ModuleType("bayesid.diagnostics.trouble")
+    fake.sampler_trouble = lambda names, convergence: {
+        "a": (Verdict.COMBINATION, "identified up to a swap of a and b")}
+    monkeypatch.setitem(sys.modules, "bayesid.diagnostics.trouble", fake)
+    diag = bayesid.diagnose(tree)
+    assert diag.verdicts["a"] == Verdict.COMBINATION
+    assert "swap of a and b" in diag.table.loc["a", "reason"]
+    assert diag.verdicts["b"] == Verdict.NOT_CONVERGED  # not explained: stays
+    assert diag.verdicts["c"] == Verdict.IDENTIFIED
+    assert diag.consistency_problems() == []
+    monkeypatch.setitem(sys.modules, "bayesid.diagnostics.trouble", types.ModuleType("bayesid.diagnostics.trouble"))
+    assert bayesid.diagnose(tree).verdicts["a"] == Verdict.NOT_CONVERGED  # control: no module, no change
