@@ -3,7 +3,9 @@ overflow, the verdict sentence above the first figure, every image loads, no ext
 screenshots written to the output folder (``BAYESID_TEST_OUTPUT``, default a pytest temporary folder).
 
 Needs Debian's ``chromium`` (``apt-get install -y chromium``); skipped with that message where absent.
-The same content checks run without a browser in ``test_report.py``.
+The same content checks run without a browser in ``test_report.py`` (fast suite); here the report page
+(both widths) and the overflow negative control are in the slice that ``make test`` runs, the designs
+and neural pages in ``make test-all``.
 """
 
 from __future__ import annotations
@@ -110,8 +112,11 @@ def written(tmp_path_factory):
     return folder, rp.pages(folder)
 
 
-@pytest.mark.parametrize("width", WIDTHS)
-@pytest.mark.parametrize("name", ["report", "designs", "neural"])
+_CASES = [pytest.param(n, w, marks=[pytest.mark.slow, pytest.mark.slice] if n == "report" else [pytest.mark.slow])
+          for n in ("report", "designs", "neural") for w in WIDTHS]
+
+
+@pytest.mark.parametrize("name, width", _CASES)
 def test_page_in_headless_chromium(written, name, width):
     folder, pages = written
     m = measure(pages[name], width)
@@ -124,6 +129,8 @@ def test_page_in_headless_chromium(written, name, width):
     print(f"screenshot: {shot}")
 
 
+@pytest.mark.slow
+@pytest.mark.slice
 def test_negative_control_overflow_is_detected(written, tmp_path):
     """A page with a 2000 px wide element does overflow at 420 px: the measurement can fail."""
     folder, pages = written
