@@ -461,7 +461,8 @@ def diagnose(tree, model=None, truth=None, var_names=None, fisher="auto", thresh
                 c.source = "fisher"
                 if c.ratio <= 1.0 - th.identified:  # checked against the draws like every name
                     diag.fisher_combinations.append(c)
-        if getattr(fr, "local_whitened", None) is not None and getattr(fr, "draw_points", None) is not None:
+        pts = getattr(fr, "draw_points", None)
+        if getattr(fr, "local_whitened", None) is not None and pts is not None and np.shape(pts)[-1] == dr.d:
             t2 = time.perf_counter()
             nulls, lrs = local_ridges(fr, white, dr, weight_tol=th.weight_tol, identified=th.identified)
             diag.local_ridges = lrs
