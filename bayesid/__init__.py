@@ -7,7 +7,8 @@ __version__ = "0.1.0"
 from . import models  # noqa: E402
 from .fit import fit  # noqa: E402
 
-__all__ = ["models", "fit", "diagnose", "diagnostics", "designs", "report", "compare", "comparison", "neural", "__version__"]
+__all__ = ["models", "fit", "diagnose", "diagnostics", "designs", "report", "compare", "comparison", "neural", "errors",
+           "__version__"]
 
 
 def __getattr__(name):  # lazy: keep `import bayesid` light
@@ -19,7 +20,7 @@ def __getattr__(name):  # lazy: keep `import bayesid` light
         from .comparison import compare
 
         return compare
-    if name in ("diagnostics", "report", "designs", "workflow", "comparison", "neural"):
+    if name in ("diagnostics", "report", "designs", "workflow", "comparison", "neural", "errors", "vectorize"):
         import importlib
 
         return importlib.import_module(f".{name}", __name__)
