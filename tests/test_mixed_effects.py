@@ -1,0 +1,245 @@
+"""mixed.regression / mixed.noncentred: simulator vs PyMC, the exact posterior and its known answer,
+and the cluster-aware networks of bayesid.neural.mixed; the example notebook at tiny size.
+
+Tolerances
+----------
+* Simulator vs PyMC prior predictive: two-sample z of summary statistics over 2000 draws per side,
+  accepted below 4.5 (≤ 12 comparisons: family-wise false alarm < 1e-4), with a negative control.
+* Exact posterior algebra: the closed forms are exact, checked to 1e-8 relative (round-off of p×p solves).
+* Quadrature: the refined grid's error is checked by doubling it (difference < 1e-3 of the variance).
+* MCMC vs exact: 4 MCSE, the MCSE of a mean sd/√ESS and of a variance ratio ratio·√(2/ESS).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pymc as pm
+import pytest
+from scipy import stats
+
+from bayesid import models
+from bayesid.models.mixed import MixedRegression, _grid_pass, design_matrix, linear_mixed_posterior
+
+N_PP = 2000
+Z_MAX = 4.5
+NOTEBOOK = Path(__file__).resolve().parents[1] / "examples" / "mixed_effects.ipynb"
+
+
+def _summaries(y):
+    """(n, J, obs) → cluster-mean spread, overall mean, within-cluster slope and log residual sd."""
+    y = np.asarray(y, float)
+    x = np.linspace(-1, 1, y.shape[-1])
+    cm = y.mean(-1)
+    slope = (y * x).sum(-1) / (x**2).sum()
+    resid = y - cm[..., None] - slope[..., None] * x
+    t = np.stack([cm.mean(-1), np.log(cm.var(-1)), slope.mean(-1), np.log(slope.var(-1)),
+                  np.log(resid.var((-1, -2))), (cm * np.linspace(-1, 1, y.shape[1])).sum(-1)], axis=-1)
+    return t
+
+
+def _max_z(a, b):
+    se = np.sqrt(a.var(0, ddof=1) / len(a) + b.var(0, ddof=1) / len(b))
+    return float(np.max(np.abs(a.mean(0) - b.mean(0)) / se))
+
+
+def _agreement(spec, design, simulate=None, seed=0):
+    model = spec.build(spec.simulate(design=design, random_seed=seed), design=design)
+    y_pm = pm.draw(model["y"], draws=N_PP, random_seed=seed)
+    th = spec.sample_prior(N_PP, random_seed=seed + 1)
+    y_sim = (simulate or spec.simulate)(th, design=design, random_seed=seed + 2)["y"]
+    return _max_z(_summaries(y_pm), _summaries(y_sim))
+
+
+@pytest.mark.parametrize("name, design", [
+    ("mixed.regression", "between"), ("mixed.noncentred", "within"),
+    pytest.param("mixed.regression", "within", marks=pytest.mark.slow),
+    pytest.param("mixed.noncentred", "between", marks=pytest.mark.slow)])
+def test_simulator_agrees_with_pymc(name, design):
+    assert _agreement(models.get(name), design) < Z_MAX
+
+
+def test_agreement_detects_a_wrong_random_intercept_scale():
+    """Negative control: a simulator with the random intercepts doubled must fail the check."""
+    spec = models.get("mixed.regression")
+
+    def wrong(theta, design, random_seed):
+        return spec.simulate({**theta, "b": 2 * theta["b"]}, design=design, random_seed=random_seed)
+
+    assert _agreement(spec, "between", simulate=wrong) > Z_MAX
+
+
+def test_centred_and_noncentred_forms_are_one_model():
+    c, nc = models.get("mixed.regression"), models.get("mixed.noncentred")
+    a = c.simulate(design="between", random_seed=3)["y"]
+    b = nc.simulate(design="between", random_seed=3)["y"]
+    np.testing.assert_allclose(a, b, rtol=1e-12)
+    mc, mn = c.build({"y": a}), nc.build({"y": a})
+    assert {v.name for v in mc.free_RVs} >= {"b", "u"} and "b" in {v.name for v in mn.deterministics}
+    with pytest.raises(ValueError, match="change the prior of the scale"):
+        c.priors({"b": models.Prior("normal", {"mu": 0.0, "sigma": 2.0})})
+
+
+def test_marginal_likelihood_and_conditional_posterior_are_exact():
+    """At fixed scales the quadrature node equals dense Gaussian algebra (N × N covariance)."""
+    spec = MixedRegression(n_clusters=3, n_per=4)
+    d = spec.design("within")
+    y = spec.simulate(design=d, random_seed=1)["y"].ravel()
+    x, w = (a.ravel() for a in spec.covariates(d))
+    cl = np.repeat(np.arange(3), 4)
+    Phi = design_matrix(x, w, cl, 3)
+    sigma, tau, tau_u = d["sigma"], 0.8, 0.4
+    s_fixed = np.array([1.0, 1.0, 1.0])
+    S = np.diag(np.r_[s_fixed**2, np.full(3, tau**2), np.full(3, tau_u**2)])
+    C = sigma**2 * np.eye(y.size) + Phi @ S @ Phi.T
+    T, TU, logw, means, covs = _grid_pass(Phi.T @ Phi / sigma**2, Phi.T @ y / sigma**2, float(y @ y),
+                                          np.zeros(Phi.shape[1]), s_fixed, 3, sigma, y.size,
+                                          np.log([tau]), np.log([tau_u]))
+    np.testing.assert_allclose(logw[0], stats.multivariate_normal(np.zeros(y.size), C).logpdf(y), rtol=1e-10)
+    K = S @ Phi.T @ np.linalg.inv(C)
+    np.testing.assert_allclose(means[0], K @ y, rtol=1e-8, atol=1e-12)
+    np.testing.assert_allclose(covs[0], S - K @ Phi @ S, rtol=1e-8, atol=1e-12)
+
+
+def test_closed_form_alpha_gamma_covariance_matches_the_full_posterior():
+    """Derivation check: Cov(α, γ | τ) = [diag(1/s²) + WᵀW/(τ² + σ²/n)]⁻¹ for the cluster-level covariate."""
+    spec = models.get("mixed.regression")
+    d = spec.design("between")
+    x, w = spec.covariates(d)
+    J, n = spec.n_clusters, spec.n_per
+    Phi = design_matrix(x, w, np.repeat(np.arange(J), n), J)
+    s = d["sigma"]
+    for tau in (0.3, 1.0, 2.0):
+        _, _, _, _, covs = _grid_pass(Phi.T @ Phi / s**2, np.zeros(Phi.shape[1]), 0.0, np.zeros(Phi.shape[1]),
+                                      np.ones(3), J, s, J * n, np.log([tau]), np.log([0.3]))
+        np.testing.assert_allclose(covs[0][np.ix_([0, 2], [0, 2])], spec.conditional_cov_alpha_gamma(tau, d),
+                                   rtol=1e-8, atol=1e-12)
+
+
+def test_quadrature_is_converged():
+    spec = models.get("mixed.regression")
+    data = spec.simulate(design="between", random_seed=2)
+    a, b = spec.exact_posterior(data, "between", n_grid=40), spec.exact_posterior(data, "between", n_grid=80)
+    for k in ("alpha", "gamma", "b[0]"):
+        assert abs(a.var(k) - b.var(k)) < 1e-3 * b.var(k)
+        assert abs(a.mean[a.index(k)] - b.mean[b.index(k)]) < 1e-3 * np.sqrt(b.var(k))
+
+
+def _gamma_answer(design, seed=0):
+    spec = models.get("mixed.regression")
+    ep = spec.exact_posterior(spec.simulate(design=design, random_seed=seed), design)
+    wj = spec.cluster_covariate()
+    bw = {f"b[{j}]": wj[j] / np.sum(wj**2) for j in range(spec.n_clusters)}
+    _, var_sum = ep.combination({"gamma": 1.0, **bw})
+    _, var_bw = ep.combination(bw)
+    corr = (var_sum - ep.var("gamma") - var_bw) / (2 * np.sqrt(ep.var("gamma") * var_bw))
+    return spec, ep, 1.0 - ep.var("gamma"), corr, var_sum
+
+
+def test_known_answer_confounded_cluster_covariate():
+    """Design 'between': γ is weakly identified, trades off against the w-weighted mean of b
+    (correlation near −1), and γ + b_w is pinned to ≈ σ²/(n Σ w²)."""
+    spec, ep, c_gamma, corr, var_sum = _gamma_answer("between")
+    d = spec.design("between")
+    wj = spec.cluster_covariate()
+    # the closed form at the true τ bounds what the data can give: contraction ≤ 1 − Var(γ | τ*)
+    bound = 1.0 - spec.conditional_cov_alpha_gamma(1.0, d)[1, 1]
+    assert c_gamma < 0.5 and c_gamma < bound + 0.15, (c_gamma, bound)
+    assert corr < -0.9
+    expect = d["sigma"] ** 2 / (spec.n_per * np.sum(wj**2))
+    assert abs(var_sum - expect) < 0.1 * expect
+    assert spec.known_answer("between").ridges and "gamma" in spec.known_answer("between").weakly_identified
+
+
+def test_known_answer_control_covariate_within_clusters():
+    """Negative control: with w varying within clusters γ is identified (contraction > 0.9)."""
+    spec, ep, c_gamma, corr, _ = _gamma_answer("within")
+    assert c_gamma > 0.9 and corr > -0.9
+    assert "gamma" in spec.known_answer("within").identified
+
+
+def _nuts_check(name, seed):
+    import bayesid
+
+    spec = models.get(name)
+    data = spec.simulate(design="between", random_seed=seed)
+    model = spec.build(data, design="between")
+    tree = bayesid.fit(model, draws=500, tune=500, chains=2, random_seed=seed, progressbar=False)
+    ep = spec.exact_posterior(data, "between")
+    import arviz_stats
+
+    post = tree.posterior
+    for k in ("alpha", "gamma"):
+        a = post[k].transpose("chain", "draw").values
+        ess = float(arviz_stats.ess(a))
+        m, v = a.mean(), a.var()
+        assert abs(m - ep.mean[ep.index(k)]) < 4 * np.sqrt(ep.var(k) / ess), (k, m, ep.mean[ep.index(k)])
+        ess_v = float(arviz_stats.ess((a - m) ** 2))
+        assert abs(v / ep.var(k) - 1) < 4 * np.sqrt(2 / ess_v), (k, v, ep.var(k))
+
+
+@pytest.mark.slow
+@pytest.mark.slice
+def test_nuts_matches_the_exact_posterior_noncentred():
+    _nuts_check("mixed.noncentred", seed=5)
+
+
+@pytest.mark.slow
+def test_nuts_matches_the_exact_posterior_centred():
+    _nuts_check("mixed.regression", seed=6)
+
+
+# ----------------------------------------------------------------------------- neural
+torch = pytest.importorskip("torch")
+
+
+def test_networks_fit_and_armed_adversary_is_fooled():
+    from bayesid.neural.mixed import ArmedNet, ClusterBlindNet, MixedEffectsNet, simulate_clustered
+
+    torch.set_num_threads(1)
+    tr = simulate_clustered(6, 10, "between", random_seed=0)
+    for cls in (ClusterBlindNet, MixedEffectsNet, ArmedNet):
+        net = cls(epochs=30, width=16, random_seed=1).fit(tr)
+        assert net.history[-1] < net.history[0]
+    re = net.random_effects()
+    assert re.shape == (6, 2)
+    acc = net.adversary_accuracy(tr.x, tr.w, tr.cluster)
+    assert 0.0 <= acc <= 1.0
+    with pytest.raises(ValueError, match="between"):
+        simulate_clustered(3, 3, "sideways")
+
+
+@pytest.mark.slow
+def test_cluster_study_mixed_effects_beat_blind_on_seen_clusters():
+    """On seen clusters the random-effects estimators recover the cluster intercepts far better than the
+    cluster-blind network; on unseen clusters no estimator can beat the random intercept's spread τ."""
+    from bayesid.neural.mixed import cluster_study
+
+    st = cluster_study("between", n_train_clusters=12, n_per=15, n_test_clusters=12, n_replicates=2,
+                       epochs=300, random_seed=0)
+    t = st.table.set_index(["estimator", "clusters", "direction"])
+    pm_seen = t.loc[("posterior mean", "seen", "intercept")]
+    me_seen = t.loc[("mixed-effects", "seen", "intercept")]
+    blind = t.loc[("cluster-blind", "seen", "intercept")]
+    assert me_seen.hi < blind.lo and pm_seen.hi < blind.lo
+    for est in ("posterior mean", "mixed-effects", "ARMED (adversarial)"):
+        assert t.loc[(est, "unseen", "intercept")].hi > 0.5  # τ = 1: irreducible without cluster data
+
+
+@pytest.mark.neural
+def test_mixed_effects_notebook_runs(tmp_path, monkeypatch):
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    monkeypatch.setenv("BAYESID_EXAMPLE_SIZE", "tiny")
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    client = nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
+                                     resources={"metadata": {"path": str(tmp_path)}})
+    client.execute()
+    text = "\n".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+                     if o.get("output_type") == "stream")
+    assert "size: tiny" in text and "contraction of gamma" in text and "probe accuracy" in text
+    if os.environ.get("BAYESID_SAVE_NOTEBOOK"):
+        nbformat.write(nb, os.environ["BAYESID_SAVE_NOTEBOOK"])
