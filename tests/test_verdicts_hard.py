@@ -84,7 +84,7 @@ def _p1_contraction_on_ridge(q):
 @pytest.fixture(scope="module")
 def product_diag():
     m, ll = _binomial_product(400, 200)
-    return bayesid.diagnose(_exact_tree(m, ll), model=m, random_seed=0)
+    return bayesid.diagnose(_exact_tree(m, ll), model=m, fisher_draws=32, random_seed=0)
 
 
 def test_binomial_product_only_p1p2_identified(product_diag):
@@ -110,11 +110,13 @@ def test_binomial_product_only_p1p2_identified(product_diag):
 def test_binomial_product_negative_control_second_source():
     """A second data source Binomial(n2, p1) informs p1 directly: Fisher rank two, both identified."""
     m, ll = _binomial_product(400, 200, second=(200, 140))
-    diag = bayesid.diagnose(_exact_tree(m, ll, seed=1), model=m, random_seed=0)
+    diag = bayesid.diagnose(_exact_tree(m, ll, seed=1), model=m, fisher_draws=32, random_seed=0)
     assert diag.convergence.ok
     assert diag.verdicts == {"p1": Verdict.IDENTIFIED, "p2": Verdict.IDENTIFIED}
     assert diag.ridges == [] and diag.local_ridges == []
-    assert (diag.table["local_null_fraction"] == 0).all()
+    # far below the majority rule's 1/2 (a draw near p2 = 1 may be locally flat in logit p2: allowed)
+    t = diag.table
+    assert (t["local_null_fraction"] + 3 * np.maximum(t["local_null_fraction_se"], 1 / 32) < 0.5).all()
     assert diag.consistency_problems() == []
     assert "No ridge" in diag.summary()
 
@@ -123,7 +125,7 @@ def test_bounded_ridge_with_large_marginal_contraction_is_not_identified():
     """q = 0.7 with n = 2000: the ridge p1·p2 = 0.7 is cut off by p < 1, so the marginal contraction is
     ≈ 0.91 (algebra), well above the 0.5 line — yet p1, p2 are not identified individually."""
     m, ll = _binomial_product(2000, 1400)
-    diag = bayesid.diagnose(_exact_tree(m, ll, seed=2), model=m, random_seed=0)
+    diag = bayesid.diagnose(_exact_tree(m, ll, seed=2), model=m, fisher_draws=32, random_seed=0)
     assert diag.convergence.ok
     exact = _p1_contraction_on_ridge(0.7)  # 0.91; finite n widens the ridge only slightly
     for p in ("p1", "p2"):
@@ -170,7 +172,7 @@ def product_difference():
         cov = np.linalg.inv(np.eye(2) + X.T @ X / sig**2)
         cd = rng.multivariate_normal(cov @ X.T @ yy / sig**2, cov, size=n_post)
         tree = _tree(m, {"a": ab[:, 0], "b": ab[:, 1], "c": cd[:, 0], "d": cd[:, 1]}, seed=3)
-        out[anchor] = bayesid.diagnose(tree, model=m, random_seed=0)
+        out[anchor] = bayesid.diagnose(tree, model=m, fisher_draws=32, random_seed=0)
     return out
 
 
