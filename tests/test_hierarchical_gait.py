@@ -1,0 +1,121 @@
+"""gait.hierarchical: simulator vs PyMC program, the exact k/m ridges of the population, viability, and
+(slow) the population-level known answer from NUTS with the force-plate control.
+
+Tolerances: the likelihood comparison is exact up to the numba backend's fastmath log (1e-7 relative, as
+in tests/test_gait.py); the ridge invariance is exact up to round-off of k/m (1e-9 m/s²); prior moments by
+a two-sample z below 4.5; posterior variance ratios at 4 MCSE (ratio·√(2/ESS)).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from bayesid import models
+from bayesid.models.gait import NonViableGaitError
+from bayesid.models.gait.hierarchical import HierarchicalBSLIP
+
+
+@pytest.fixture(scope="module")
+def small():
+    return HierarchicalBSLIP(n_subjects=2, n_walks=2, duration=1.0)
+
+
+def test_registry_and_shapes():
+    spec = models.get("gait.hierarchical")
+    assert isinstance(spec, HierarchicalBSLIP)
+    assert spec.data_shapes("imu_grf") == {"accel": (3, 2, 200, 2), "grf": (3, 2, 200, 2)}
+    ka = spec.known_answer("imu_accel")
+    assert ka.ridges == ({"mu_log_k": 1.0, "mu_log_m": 1.0},) and not spec.known_answer("imu_grf").ridges
+
+
+def test_accelerometer_sees_only_k_over_m(small):
+    """The known answer's ridges are exact: shifting both population means, or each subject's log k and
+    log m together, leaves the accelerometer and motion-capture signals unchanged; force plates move."""
+    th = small.true_values()
+    shifted = dict(th, mu_log_k=th["mu_log_k"] + 0.05, mu_log_m=th["mu_log_m"] + 0.05)
+    c = np.array([0.03, -0.02])  # per subject: Δ(τ_k z_k) = Δ(τ_m z_m) = c_s
+    per_subject = dict(th, z_k=th["z_k"] + c / th["tau_log_k"], z_m=th["z_m"] + c / th["tau_log_m"])
+    base = small.walk(th)["out"]
+    for other in (shifted, per_subject):
+        out = small.walk(other)["out"]
+        np.testing.assert_allclose(out[..., :6], base[..., :6], atol=1e-9)
+        m0, m1 = small.subject_values(th)["m"], small.subject_values(other)["m"]
+        assert np.max(np.abs(m1 - m0)) > 0.5  # kg: the force plates see the shift
+    moved = dict(th, mu_log_k=th["mu_log_k"] + 0.05)
+    assert np.max(np.abs(small.walk(moved)["out"][..., 4:6] - base[..., 4:6])) > 0.1
+
+
+@pytest.mark.parametrize("design", ["imu_grf", pytest.param("imu_accel", marks=pytest.mark.slow),
+                                    pytest.param("kinematics", marks=pytest.mark.slow)])
+def test_simulator_and_pymc_program_agree(small, design):
+    """The PyMC log-likelihood equals the Gaussian density around the simulator's noise-free output."""
+    th = small.true_values()
+    data = small.simulate(th, design, random_seed=4)
+    model = small.build(data, design=design)
+    loglik = model.compile_fn(model.logp(vars=model.observed_RVs, sum=True), point_fn=True)
+    other = dict(th, mu_log_k=th["mu_log_k"] + 0.03, z_alpha0=th["z_alpha0"] + 0.5, v0=th["v0"] * 1.01)
+    d = small.design(design)
+    for t in (th, other):
+        out = small.walk(t, design)["out"][0]
+        m = small.subject_values(t)["m"][0]
+        mean = {"accel": out[..., 4:6], "com": out[..., 0:2], "grf": m[:, None, None, None] * out[..., 4:6]}
+        sd = {"accel": d.settings.get("sigma_accel"), "com": d.settings.get("sigma_pos"),
+              "grf": d.settings.get("sigma_grf")}
+        direct = sum(stats.norm.logpdf(data[k], mean[k], sd[k]).sum() for k in data)
+        point = {}
+        for v in model.value_vars:
+            base = v.name.removesuffix("_log__")
+            point[v.name] = np.log(t[base]) if v.name.endswith("_log__") else t[base]
+        np.testing.assert_allclose(loglik(point), direct, rtol=1e-7)
+
+
+def test_prior_of_subject_parameters_agrees_with_pymc(small):
+    import pymc as pm
+
+    model = small.build(small.simulate(design="imu_accel", random_seed=0), design="imu_accel")
+    n = 2000
+    k_pm, m_pm = pm.draw([model["k"], model["m"]], draws=n, random_seed=1)
+    sv = small.subject_values(small.sample_prior(n, random_seed=2))
+    for a, b in ((np.log(k_pm), np.log(sv["k"])), (np.log(m_pm), np.log(sv["m"]))):
+        for f in (lambda v: v, lambda v: (v - v.mean()) ** 2):
+            x, y = f(a), f(b)
+            z = (x.mean() - y.mean()) / np.sqrt(x.var() / n + y.var() / n)
+            assert abs(z) < 4.5
+
+
+def test_viability_and_clear_error(small):
+    th = small.sample_prior(200, random_seed=3)
+    assert (small.viability(th) == 0).mean() > 0.85
+    bad = dict(small.true_values(), mu_log_alpha0=np.log(60.0))
+    with pytest.raises(NonViableGaitError, match="subject 0, walk 0"):
+        small.simulate(bad, random_seed=0)
+
+
+def _pop_sum_ratio(spec, design, seed):
+    import arviz_stats
+
+    import bayesid
+
+    data = spec.simulate(design=design, random_seed=seed)
+    model = spec.build(data, design=design)
+    tree = bayesid.fit(model, draws=300, tune=300, chains=2, random_seed=seed, progressbar=False,
+                       **spec.sampler_kwargs(model))
+    post = tree.posterior
+    s = (post["mu_log_k"] + post["mu_log_m"]).transpose("chain", "draw").values
+    prior_var = spec.priors()["mu_log_k"].params["sigma"] ** 2 + spec.priors()["mu_log_m"].params["sigma"] ** 2
+    ess = float(arviz_stats.ess((s - s.mean()) ** 2))
+    return s.var() / prior_var, ess
+
+
+@pytest.mark.slow
+@pytest.mark.slice
+def test_population_mean_of_log_k_plus_log_m_is_prior_determined_without_force_plates():
+    """Known answer: under imu_accel Var_post(mu_log_k + mu_log_m) equals the prior's (ratio 1 within 4 MCSE);
+    negative control: with force plates it contracts (ratio well below 1)."""
+    spec = HierarchicalBSLIP(n_subjects=2, n_walks=1, duration=1.0)
+    r, ess = _pop_sum_ratio(spec, "imu_accel", seed=3)
+    assert abs(r - 1.0) < 4 * np.sqrt(2.0 / ess), (r, ess)
+    r_grf, ess_g = _pop_sum_ratio(spec, "imu_grf", seed=4)
+    assert r_grf < 1.0 - 4 * np.sqrt(2.0 / ess_g) * r_grf, (r_grf, ess_g)
