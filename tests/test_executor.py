@@ -1,0 +1,106 @@
+"""bayesid.executor: checkpointed, resumable job runs (serial, local pool, dask)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+
+from bayesid.executor import CheckpointError, CheckpointStore, run_jobs
+
+
+def _job(i, seed):
+    """A deterministic random job: the result depends only on (i, seed)."""
+    rng = np.random.default_rng([seed, i])
+    return {"i": i, "x": rng.standard_normal(3).tolist()}
+
+
+def _jobs(n=6, seed=0):
+    return [(f"job{i}", (i, seed)) for i in range(n)]
+
+
+def test_checkpoint_resumes_and_refuses_other_or_corrupt_stores(tmp_path):
+    store = CheckpointStore(tmp_path / "ck", {"model": "abc", "seed": 0})
+    first = run_jobs(_job, _jobs(), checkpoint=store, progressbar=False)
+    calls = []
+
+    def counting(i, seed):
+        calls.append(i)
+        return _job(i, seed)
+
+    again = run_jobs(counting, _jobs(8), checkpoint=CheckpointStore(tmp_path / "ck", {"model": "abc", "seed": 0}),
+                     progressbar=False)
+    assert calls == [6, 7]  # nothing repeated
+    assert {k: again[k] for k in first} == first
+    with pytest.raises(CheckpointError, match="another comparison"):
+        CheckpointStore(tmp_path / "ck", {"model": "abc", "seed": 1})
+    f = next(p for p in (tmp_path / "ck").iterdir() if p.name != "header.json")
+    f.write_text("{not json")
+    with pytest.raises(CheckpointError, match="corrupt"):
+        run_jobs(_job, _jobs(8), checkpoint=CheckpointStore(tmp_path / "ck", {"model": "abc", "seed": 0}),
+                 progressbar=False)
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "mine.txt").write_text("x")
+    with pytest.raises(CheckpointError, match="not a bayesid checkpoint"):
+        CheckpointStore(tmp_path / "other", {"a": 1})
+
+
+@pytest.mark.slow
+def test_local_pool_gives_the_serial_result():
+    assert run_jobs(_job, _jobs(4), executor=2, progressbar=False) == run_jobs(_job, _jobs(4), progressbar=False)
+
+
+_SCRIPT = """
+import sys, time
+import numpy as np
+from bayesid.executor import CheckpointStore, run_jobs
+
+def job(i, seed):
+    time.sleep(0.4)
+    return {{"i": i, "x": np.random.default_rng([seed, i]).standard_normal(2).tolist()}}
+
+store = CheckpointStore({path!r}, {{"model": "m", "seed": 3}})
+res = run_jobs(job, [(f"j{{i}}", (i, 3)) for i in range(12)], checkpoint=store, progressbar=False)
+print("RESULT", __import__("json").dumps(res, sort_keys=True))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.slice
+def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path):
+    """Kill a run mid-way (SIGKILL, no clean-up), resume it, and compare with an uninterrupted run."""
+    ck = tmp_path / "ck"
+    script = tmp_path / "run.py"
+    script.write_text(textwrap.dedent(_SCRIPT.format(path=str(ck))))
+    p = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    t0 = time.time()
+    while time.time() - t0 < 120:
+        done = [f for f in ck.glob("*.json") if f.name != "header.json"] if ck.exists() else []
+        if len(done) >= 3:
+            break
+        time.sleep(0.05)
+    p.kill()
+    p.wait()
+    n_before = len([f for f in ck.glob("*.json") if f.name != "header.json"])
+    assert 3 <= n_before < 12, n_before
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300).stdout
+    resumed = json.loads(out.split("RESULT", 1)[1])
+    ref_script = tmp_path / "ref.py"
+    ref_script.write_text(textwrap.dedent(_SCRIPT.format(path=str(tmp_path / "ref"))))
+    ref = json.loads(subprocess.run([sys.executable, str(ref_script)], capture_output=True, text=True,
+                                    timeout=300).stdout.split("RESULT", 1)[1])
+    assert resumed == ref
+
+
+@pytest.mark.slow
+def test_dask_local_cluster_gives_the_serial_result():
+    distributed = pytest.importorskip("dask.distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+        assert run_jobs(_job, _jobs(4), executor=client, progressbar=False) == run_jobs(_job, _jobs(4),
+                                                                                         progressbar=False)
