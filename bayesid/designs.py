@@ -587,3 +587,32 @@ def compare_mcmc(space, n_datasets=20, fit_kwargs=None, random_seed=0, executor=
                    description=f"fitting datasets of {space.name}")
     records = {(d, p): [res[f"{d}|{p}|{i}"] for i in range(int(n_datasets))] for d, p in pairs}
     return McmcDesignComparison(space.name, records, th, int(n_datasets))
+
+
+def load_model_factory(target: str):
+    """Load ``"path/to/model.py:build"`` (a function ``build(**design) -> pm.Model`` or a module-level
+    ``pm.Model``) for the CLI ``bayesid designs path/to/model.py:build ...``.
+
+    Raises
+    ------
+    BadInputError
+        Malformed target, missing file, or no such attribute (the message lists what the file defines).
+    """
+    import importlib.util
+    from pathlib import Path
+
+    from bayesid.errors import BadInputError
+
+    path, sep, attr = str(target).rpartition(":")
+    if not sep or not path or not attr:
+        raise BadInputError(f"model target {target!r} must look like path/to/model.py:build")
+    file = Path(path)
+    if not file.is_file():
+        raise BadInputError(f"model file {file} does not exist")
+    spec = importlib.util.spec_from_file_location(f"bayesid_user_model_{abs(hash(str(file.resolve())))}", file)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    if not hasattr(module, attr):
+        names = sorted(k for k in vars(module) if not k.startswith("_"))
+        raise BadInputError(f"{file} defines no {attr!r}; it defines {names}")
+    return getattr(module, attr)

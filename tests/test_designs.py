@@ -131,3 +131,15 @@ def test_pm_model_designs_by_mcmc_agree_with_fisher():
     assert abs(t.loc[("collinear", "default"), "contraction[beta1]"] - 0.5) < 4 * 0.5 * np.sqrt(2 / 100)
     assert t.loc[("distinct", "default"), "contraction[beta1]"] > 0.9
     assert t.loc[("collinear", "default"), "contraction[alpha]"] > 0.9
+
+
+def test_load_model_factory(tmp_path):
+    from bayesid.errors import BadInputError
+
+    f = tmp_path / "user_model.py"
+    f.write_text("def build(n=3):\n    return n\n")
+    assert designs.load_model_factory(f"{f}:build")(n=5) == 5
+    with pytest.raises(BadInputError, match="defines no 'nope'"):
+        designs.load_model_factory(f"{f}:nope")
+    with pytest.raises(BadInputError, match="path/to/model.py:build"):
+        designs.load_model_factory(str(f))
