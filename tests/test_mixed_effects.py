@@ -229,6 +229,8 @@ def test_cluster_study_mixed_effects_beat_blind_on_seen_clusters():
 
 
 @pytest.mark.neural
+@pytest.mark.slow
+@pytest.mark.slice
 def test_mixed_effects_notebook_runs(tmp_path, monkeypatch):
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
