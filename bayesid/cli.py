@@ -141,6 +141,8 @@ def _designs_model(args):
 def _cmd_designs(args):
     from . import designs, report
 
+    if ".py:" in args.model:  # a user's PyMC program (helper D, issue 13)
+        return _cmd_designs_pymc(args)
     spec = _designs_model(args)
     names = _check_designs(spec, args.design) if args.design else None
     out = Path(args.output)
@@ -153,6 +155,35 @@ def _cmd_designs(args):
     report.write(dc, out, title=f"bayesid designs: {dc.model}", force=True)
     written.add(out, "design comparison, HTML")
     written.report()
+    return 0
+
+
+def _cmd_designs_pymc(args):
+    """``bayesid designs path/to/model.py:build --designs path/to/model.py:DESIGNS --method mcmc``."""
+    from . import designs
+
+    factory = designs.load_model_factory(args.model)
+    if not args.designs:
+        raise SystemExit("give --designs path/to/model.py:DESIGNS (a dict {name: {pm.Data or argument: value}})")
+    table = designs.load_model_factory(args.designs)
+    executor = args.workers
+    client = None
+    if args.scheduler:
+        from dask.distributed import Client
+
+        client = executor = Client(args.scheduler)
+    try:
+        dc = designs.compare_model(factory, table, method=args.method, n_prior=args.n_prior,
+                                   n_datasets=args.n_datasets, random_seed=args.seed, executor=executor,
+                                   checkpoint=args.checkpoint)
+    finally:
+        if client is not None:
+            client.close()
+    print(dc)
+    out = Path(args.output).with_suffix(".csv")
+    _check_outputs([out], args.force)
+    dc.table.to_csv(out)
+    print(f"wrote {out} (design table, CSV)")
     return 0
 
 
@@ -247,6 +278,13 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--seed", type=int, default=0, help="random seed")
     d.add_argument("-o", "--output", default="designs.html", help="HTML page to write")
     d.add_argument("--force", action="store_true", help="overwrite output files that bayesid did not write")
+    d.add_argument("--designs", default=None,
+                   help="for MODEL=path/to/model.py:build: path/to/model.py:DESIGNS, a dict of designs")
+    d.add_argument("--method", choices=("fisher", "mcmc"), default="fisher", help="design comparison method")
+    d.add_argument("--workers", type=int, default=None, help="local worker processes (mcmc)")
+    d.add_argument("--scheduler", default=None, help="dask scheduler address, e.g. tcp://host:8786 (mcmc)")
+    d.add_argument("--n-datasets", type=int, default=20, help="simulated datasets per design (mcmc)")
+    d.add_argument("--checkpoint", default=None, help="checkpoint directory: resume an interrupted mcmc run")
 
     n = sub.add_parser("neural", help="train an amortized point-estimator ensemble and compare it with MCMC",
                        formatter_class=fmt)

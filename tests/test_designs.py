@@ -143,3 +143,26 @@ def test_load_model_factory(tmp_path):
         designs.load_model_factory(f"{f}:nope")
     with pytest.raises(BadInputError, match="path/to/model.py:build"):
         designs.load_model_factory(str(f))
+
+
+def test_cli_designs_on_a_users_pymc_file(tmp_path, capsys):
+    """`bayesid designs path.py:build --designs path.py:DESIGNS` ranks a factory's designs (fisher)."""
+    from bayesid.cli import main
+
+    f = tmp_path / "m.py"
+    f.write_text(
+        "import numpy as np, pymc as pm\n"
+        "X1 = np.linspace(-1, 1, 20)\n"
+        "def build(x2):\n"
+        "    with pm.Model() as m:\n"
+        "        al = pm.Normal('alpha', 0, 2); b1 = pm.Normal('beta1', 0, 1); b2 = pm.Normal('beta2', 0, 1)\n"
+        "        pm.Normal('y', al + b1 * X1 + b2 * np.asarray(x2), 0.3, observed=np.zeros(20))\n"
+        "    return m\n"
+        "DESIGNS = {'collinear': {'x2': X1}, 'distinct': {'x2': np.cos(np.pi * np.arange(20) * 7 / 20)}}\n")
+    rc = main(["designs", f"{f}:build", "--designs", f"{f}:DESIGNS", "--n-prior", "8",
+               "-o", str(tmp_path / "d.html")])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "beta1 - beta2" in out
+    table = (tmp_path / "d.csv").read_text().splitlines()
+    assert table[1].startswith("distinct")
