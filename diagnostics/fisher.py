@@ -67,6 +67,7 @@ class FisherResult:
     seconds_per_draw: float
     draw_points: np.ndarray = field(default=None, repr=False)  # (S, d) unconstrained points used
     local_whitened: np.ndarray = field(default=None, repr=False)  # (S, d, d) per-draw whitened matrices
+    draws: object = field(default=None, repr=False)  # the DrawFisher (per-draw vectors, null weights)
 
     @property
     def curved_ridge(self) -> bool:
@@ -101,7 +102,8 @@ def _score_function(model):
 
 
 def fisher_information(model, tree, white, names, n_draws: int = 64, n_replicates: int | None = None,
-                       lambda_tol: float = 0.25, random_seed=None, progressbar: bool = False) -> FisherResult:
+                       lambda_tol: float = 0.25, random_seed=None, progressbar: bool = False,
+                       method: str = "auto", latent: bool = True) -> FisherResult:
     """Monte Carlo expected Fisher information of the likelihood over posterior draws.
 
     Parameters
@@ -126,17 +128,17 @@ def fisher_information(model, tree, white, names, n_draws: int = 64, n_replicate
     random_seed : int, optional
     progressbar : bool
         Show progress over the posterior draws.
+    method : {"auto", "exact", "replicates"}
+        Closed-form Gauss–Newton information where the likelihood allows it (``"auto"``), see
+        :func:`bayesid.diagnostics.preposterior.fisher_at_draws`.
+    latent : bool
+        Add the information reaching hyperparameters through Normal latent levels (hierarchical
+        models), so that a population mean the draws identify is not reported as uninformed.
     """
-    import time
-
-    import pymc as pm
-    import xarray as xr
-
     from bayesid.pymc_utils import free_parameters, to_unconstrained
 
-    fn, values, obs = _score_function(model)
-    d = len(names)
-    k = n_replicates or max(20, 10 * d)
+    from .preposterior import fisher_at_draws, value_layout, whiten_result
+
     rng = np.random.default_rng(random_seed)
     post = tree["posterior"].to_dataset()
     n_total = post.sizes["chain"] * post.sizes["draw"]
@@ -144,49 +146,22 @@ def fisher_information(model, tree, white, names, n_draws: int = 64, n_replicate
     params = free_parameters(model)
     stacked = {p.name: post[p.name].stack(sample=("chain", "draw")).transpose("sample", ...).values[idx]
                for p in params}
-    # replicate datasets from the model's own likelihood at each draw
-    rep = {name: np.repeat(v, k, axis=0) for name, v in stacked.items()}
-    sub = xr.Dataset({name: (("chain", "draw", *[f"{name}_d{i}" for i in range(v.ndim - 1)]), v[None])
-                      for name, v in rep.items()})
-    with model:
-        pp = pm.sample_posterior_predictive(xr.DataTree.from_dict({"posterior": sub}),
-                                            var_names=[o.name for o in obs], random_seed=rng,
-                                            freeze_vars=[p.name for p in params],
-                                            progressbar=False)
-    ppd = pp["posterior_predictive"].to_dataset()
     unc = to_unconstrained(model, {n: v[:, None] for n, v in stacked.items()}, sample_ndim=2)
-    value_by_name = {p.value_name: p for p in params}
-    vals_in = [unc[v.name][:, 0] for v in values]
-    L = white.chol
-    # gradient components (model.value_vars, flattened) -> `names`; a subset of the free parameters
-    # gives the conditional information of the subset, the others held at their draws
-    sel = _value_order(values, value_by_name, names, unc)
-    local = np.empty((len(idx), d, d))
-    t0 = time.perf_counter()
-    steps = range(len(idx))
-    if progressbar:
-        from rich.progress import track
-
-        steps = track(steps, description=f"Fisher information ({len(idx)} draws x {k} replicates)",
-                      transient=True)
-    for s in steps:
-        acc = np.zeros((d, d))
-        for r in range(k):
-            ys = [ppd[o.name].values[0, s * k + r] for o in obs]
-            g = fn(*[np.asarray(v[s], dtype=val.dtype) for v, val in zip(vals_in, values)], *ys)[sel]
-            acc += np.outer(g, g)
-        local[s] = L.T @ (acc / k) @ L
-    secs = (time.perf_counter() - t0) / len(idx)
-    mean_w = local.mean(axis=0)
-    lam, vec = np.linalg.eigh(mean_w)
-    lam = np.clip(lam, 0.0, None)
-    loc = np.clip(np.linalg.eigvalsh(local), 0.0, None)
+    values = list(model.value_vars)
+    points = {v.name: unc[v.name][:, 0] for v in values}
+    # one core for check, diagnose and designs: exact Gauss-Newton where the likelihood allows it,
+    # replicate scores elsewhere, plus the information reaching hyperparameters through latent levels
+    res = fisher_at_draws(model, points, None, n_replicates=n_replicates, method=method, latent=latent,
+                          lambda_tol=lambda_tol, random_seed=rng.integers(2**31), progressbar=progressbar)
+    order = _value_order(values, None, names, unc)
+    whiten_result(res, white, order=order)
+    res.names = list(names)
     return FisherResult(
-        names=list(names), mean_whitened=mean_w, eigenvalues=lam, vectors=vec,
-        predicted_ratios=1.0 / (1.0 + lam), local_eigenvalues=loc,
-        local_null_dim=(loc < lambda_tol).sum(axis=1), global_null_dim=int((lam < lambda_tol).sum()),
-        lambda_tol=lambda_tol, seconds_per_draw=secs, local_whitened=local,
-        draw_points=np.concatenate([unc[v.name][:, 0].reshape(len(idx), -1) for v in values], axis=1)[:, sel],
+        names=list(names), mean_whitened=res.mean_whitened, eigenvalues=res.eigenvalues,
+        vectors=res.vectors, predicted_ratios=res.predicted_ratios, local_eigenvalues=res.local_eigenvalues,
+        local_null_dim=res.local_null_dim, global_null_dim=res.global_null_dim, lambda_tol=lambda_tol,
+        seconds_per_draw=(res.seconds + res.compile_seconds) / max(len(res.local_null_dim), 1),
+        draw_points=res.points, local_whitened=res.whitened, draws=res,
     )
 
 
