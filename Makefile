@@ -13,7 +13,7 @@ UV_VERSION ?= 0.13.9
 LOCK ?= requirements/lock.txt
 OUT ?= bayesid-demo
 
-.PHONY: setup demo test test-all bench lock clean
+.PHONY: setup browser demo test test-all bench lock clean
 
 $(VENV)/.installed: pyproject.toml $(LOCK)
 	@if [ -z "$(PYTHON_BOOT)" ]; then echo "No Python 3.12 found: install one (e.g. 'pyenv install 3.12') or run 'make PYTHON_BOOT=/path/to/python3.12'"; exit 1; fi
@@ -40,11 +40,17 @@ demo: setup
 	$(VENV)/bin/bayesid report $(DEMO_MODEL) -o $(OUT)/report.html
 	$(VENV)/bin/bayesid designs $(DEMO_MODEL) -o $(OUT)/designs.html
 
-test: setup
+# Headless Chromium for the report's browser test (Debian package; skipped with a message where it can't be had).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) ; } || \
+	  echo "chromium could not be installed: tests/test_report_browser.py will be skipped"
+
+test: setup browser
 	$(PY) -m bayesid.versions
 	$(PY) -m pytest -q -m "not slow or slice" tests
 
-test-all: setup
+test-all: setup browser
 	$(PY) -m pytest -q tests
 
 bench: setup
