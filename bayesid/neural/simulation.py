@@ -248,6 +248,10 @@ def simulate_training_set(spec, n, design=None, priors=None, random_seed=None, b
     """
     from bayesid import models
 
+    if type(spec).__name__ == "Model" and hasattr(spec, "free_RVs"):  # a plain pm.Model (issue 13)
+        if priors:
+            raise ValueError("priors cannot be overridden on a pm.Model; build the model with the priors you want")
+        return simulate_model_training_set(spec, n, design=design, random_seed=random_seed)
     spec = models.get(spec)
     d = spec.design(design)
     if int(n) < 1:
@@ -293,3 +297,88 @@ def simulate_training_set(spec, n, design=None, priors=None, random_seed=None, b
         raise RuntimeError(f"Every simulation of {spec.name} failed; check the priors and the simulator.")
     layout = data_layout(data)
     return TrainingSet(theta, theta_unc, data, tr, spec.name, d.name, random_seed, n_drop, layout)
+
+
+# ---------------------------------------------------------------- any pm.Model (bayesid.simulate)
+class ModelTransform:
+    """:class:`ParameterTransform`'s interface for a plain ``pymc.Model``: the model's own transforms
+    (compiled by :class:`bayesid.simulate.ModelSimulator`), component names as in the diagnosis
+    (``"b_log__"``, ``"z_zerosum__[1]"``). Not picklable with its model: after ``load`` only
+    predictions in unconstrained coordinates work without re-attaching a model."""
+
+    def __init__(self, simulator, theta: dict, theta_unc: dict):
+        from bayesid.simulate import component_names
+
+        self._sim = simulator
+        self.parameter_names = list(simulator.parameter_names)
+        self.value_names = list(simulator.value_names)
+        self.shapes = {k: tuple(np.shape(theta[k])[1:]) for k in self.parameter_names}
+        self.unc_shapes = {k: tuple(np.shape(theta_unc[k])[1:]) for k in self.value_names}
+        self.names = component_names(theta, self.parameter_names)
+        self.unconstrained_names = component_names(theta_unc, self.value_names)
+        self.domains = ["model"] * len(self.names)
+        self.dim = len(self.unconstrained_names)
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_sim"] = None
+        return state
+
+    def _need_sim(self):
+        if self._sim is None:
+            raise RuntimeError("this estimator was loaded without its PyMC model; set "
+                               "estimator.transform._sim = bayesid.simulate.ModelSimulator(model)")
+        return self._sim
+
+    @staticmethod
+    def _split(flat, order, shapes):
+        flat = np.asarray(flat, float)
+        out, j = {}, 0
+        for k in order:
+            size = int(np.prod(shapes[k])) if shapes[k] else 1
+            out[k] = flat[:, j:j + size].reshape(flat.shape[0], *shapes[k])
+            j += size
+        return out
+
+    def to_dict(self, theta) -> dict:
+        return self._split(np.atleast_2d(theta), self.parameter_names, self.shapes)
+
+    def forward(self, theta) -> np.ndarray:
+        u = self._need_sim().to_unconstrained(self.to_dict(theta))
+        return np.concatenate([np.asarray(u[k], float).reshape(len(u[k]), -1) for k in self.value_names], axis=1)
+
+    def inverse(self, u) -> np.ndarray:
+        u = np.asarray(u, float)
+        lead = u.shape[:-1]
+        flat = u.reshape(-1, u.shape[-1])
+        c = self._need_sim().to_constrained(self._split(flat, self.value_names, self.unc_shapes))
+        out = np.concatenate([np.asarray(c[k], float).reshape(len(flat), -1) for k in self.parameter_names], axis=1)
+        return out.reshape(*lead, out.shape[-1])
+
+    reorder_from = ParameterTransform.reorder_from
+
+
+def simulate_model_training_set(model, n, design=None, random_seed=None) -> TrainingSet:
+    """``n`` prior-predictive simulations of a plain ``pymc.Model`` (:class:`bayesid.simulate.ModelSimulator`)
+    for the neural estimators; ``design`` is a dict of ``pm.Data`` values. Non-finite simulations are
+    dropped and counted. The constrained ``theta`` holds the free RVs flattened in model order."""
+    from bayesid.simulate import simulator_for
+
+    if int(n) < 1:
+        raise ValueError(f"n must be a positive number of simulations, got {n}")
+    sim = simulator_for(model)
+    with sim.design(design or {}):
+        s = sim.prior_predictive(int(n), random_seed=seed_sequence(random_seed))
+    theta, theta_unc = s.flat(), s.flat_unconstrained()
+    data = {k: np.asarray(v, dtype=np.float32) for k, v in s.data.items()}
+    ok = np.all(np.isfinite(theta), axis=1) & np.all(np.isfinite(theta_unc), axis=1)
+    for v in data.values():
+        ok &= np.all(np.isfinite(v.reshape(v.shape[0], -1)), axis=1)
+    n_drop = int((~ok).sum())
+    if n_drop:
+        theta, theta_unc = theta[ok], theta_unc[ok]
+        data = {k: v[ok] for k, v in data.items()}
+    tr = ModelTransform(sim, s.theta, s.theta_unc)
+    name = model.name or "pm.Model"
+    dname = "custom" if design else "default"
+    return TrainingSet(theta, theta_unc, data, tr, name, dname, random_seed, n_drop, data_layout(data))
