@@ -7,11 +7,15 @@ __version__ = "0.1.0"
 from . import models  # noqa: E402
 from .fit import fit  # noqa: E402
 
-__all__ = ["models", "fit", "diagnose", "diagnostics", "designs", "report", "compare", "comparison", "neural", "errors",
+__all__ = ["models", "fit", "check", "diagnose", "diagnostics", "designs", "report", "compare", "comparison", "neural", "errors",
            "__version__"]
 
 
 def __getattr__(name):  # lazy: keep `import bayesid` light
+    if name == "check":
+        from .check import check
+
+        return check
     if name == "diagnose":
         from .diagnostics import diagnose
 
