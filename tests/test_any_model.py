@@ -87,3 +87,31 @@ def test_bad_design_values_give_clear_errors():
         with sim.design({"x": np.arange(3.0)}):
             sim.simulate(th, random_seed=0)
     assert sim.simulate(th, random_seed=0)["y"].shape == (4, 5)
+
+
+@pytest.mark.slow
+@pytest.mark.neural
+def test_point_estimator_on_a_plain_pymc_model():
+    """PointEstimator.fit(pm.Model): y ~ N(a + b, 0.5), 10 obs, a, b ~ N(0, 1), s ~ HalfNormal (not in
+    the likelihood). Known answer: Var(a | y) = (Var(a+b | y) + Var(a−b))/4 = (1/40.5 + 2)/4 = 0.506, so
+    no estimator can have an error/prior variance ratio below 0.506 on a (nor below 1 on s); held-out
+    1000 datasets give a ratio sd ≈ 0.506·√(2/1000) = 0.023. The trained network must come within
+    0.2 of the optimum on a and b (training adequacy) and stay at the prior (> 0.85) on log s."""
+    from bayesid.neural import PointEstimator
+    from bayesid.neural.simulation import simulate_training_set
+
+    x = np.linspace(-1, 1, 10)
+    with pm.Model() as m:
+        xd = pm.Data("x", x)
+        a = pm.Normal("a", 0, 1)
+        b = pm.Normal("b", 0, 1)
+        pm.HalfNormal("s", 1)
+        pm.Normal("y", a + b + 0 * xd, 0.5, observed=np.zeros(10), shape=xd.shape)
+    est = PointEstimator(epochs=10, random_seed=0).fit(m, n_simulations=4000)
+    assert est.unconstrained_names == ["a", "b", "s_log__"]
+    te = simulate_training_set(m, 1000, random_seed=5)
+    ratio = ((est.predict_unconstrained(te) - te.theta_unc) ** 2).mean(0) / te.theta_unc.var(0)
+    se = 0.506 * np.sqrt(2 / 1000)
+    assert np.all(ratio[:2] > 0.506 - 4 * se) and np.all(ratio[:2] < 0.506 + 0.2), ratio
+    assert ratio[2] > 0.85, ratio
+    assert est.predict(te)["s"].shape == (1000,)
