@@ -38,8 +38,31 @@ def main():
     fit = bayesid.fit(m, draws=500, tune=500, chains=2, random_seed=0, progressbar=False)
     diag = bayesid.diagnose(fit, model=m, fisher_draws=64)
     f = diag.fisher
-    print(f"Fisher (toy.collinear, {len(f.local_null_dim)} draws x {max(20, 10 * 3)} replicates): "
-          f"{f.seconds_per_draw * 1e3:.1f} ms per posterior draw")
+    print(f"Fisher (toy.collinear, {len(f.local_null_dim)} draws, {f.draws.methods}): "
+          f"{f.seconds_per_draw * 1e3:.1f} ms per posterior draw (compilation included)")
+    check_vs_fit()
+
+
+def check_vs_fit():
+    """Structural check (no sampling) vs one bayesid.fit of the same plain-PyMC model; goal <= 0.1."""
+    import time
+
+    import pymc as pm
+
+    import bayesid
+
+    with pm.Model() as m:
+        p1 = pm.Beta("p1", 1, 1)
+        p2 = pm.Beta("p2", 1, 1)
+        pm.Binomial("y", n=200, p=p1 * p2, observed=40)
+    t0 = time.perf_counter()
+    bayesid.check(m, n_draws=64, random_seed=0)
+    t_check = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    bayesid.fit(m, random_seed=0, progressbar=False)
+    t_fit = time.perf_counter() - t0
+    print(f"bayesid.check: {t_check:.1f} s, bayesid.fit (4 x 1000 draws): {t_fit:.1f} s, "
+          f"ratio check / fit = {t_check / t_fit:.2f}  (goal <= 0.1)")
 
 
 if __name__ == "__main__":
