@@ -110,7 +110,6 @@ def _pop_sum_ratio(spec, design, seed):
 
 
 @pytest.mark.slow
-@pytest.mark.slice
 def test_population_mean_of_log_k_plus_log_m_is_prior_determined_without_force_plates():
     """Known answer: under imu_accel Var_post(mu_log_k + mu_log_m) equals the prior's (ratio 1 within 4 MCSE);
     negative control: with force plates it contracts (ratio well below 1)."""
