@@ -62,6 +62,7 @@ def test_no_group_data_no_hyperparameter_information():
     assert r.fisher[0, 0, 0] < 1e-3
 
 
+@pytest.mark.slow
 def test_exact_gauss_newton_matches_replicate_scores():
     """The closed form equals the Monte Carlo score estimator (tolerance: 5 MC standard errors)."""
     with pm.Model() as m:
