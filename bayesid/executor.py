@@ -135,8 +135,6 @@ def run_jobs(func, jobs, executor=None, checkpoint: CheckpointStore | None = Non
         Finished jobs are loaded from it and skipped; every new result is written as soon as it arrives.
     progressbar : bool
     """
-    import cloudpickle
-
     results, todo = {}, []
     for key, args in jobs:
         done = checkpoint.load(key) if checkpoint is not None else None
@@ -165,6 +163,8 @@ def run_jobs(func, jobs, executor=None, checkpoint: CheckpointStore | None = Non
                 _done(key, func(*args))
         elif isinstance(executor, int):
             import multiprocessing as mp
+
+            import cloudpickle
             from concurrent.futures import ProcessPoolExecutor, as_completed
 
             with ProcessPoolExecutor(executor, mp_context=mp.get_context("spawn"), initializer=_init_worker) as ex:
@@ -172,6 +172,7 @@ def run_jobs(func, jobs, executor=None, checkpoint: CheckpointStore | None = Non
                 for f in as_completed(futs):
                     _done(futs[f], cloudpickle.loads(f.result()))
         elif hasattr(executor, "submit") and hasattr(executor, "gather"):  # dask.distributed.Client
+            import cloudpickle
             from dask.distributed import as_completed as das_completed
 
             executor.run(_init_worker)
