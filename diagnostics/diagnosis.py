@@ -182,7 +182,13 @@ class Diagnosis:
     def summary(self) -> str:
         """A plain-language summary, most important first."""
         lines = []
-        if not self.convergence.ok:
+        explained = {n: r for n, r in self.table["reason"].items()
+                     if self.table["verdict"][n] != Verdict.NOT_CONVERGED and "sampler struggles" in str(r)}
+        if explained and not (self.table["verdict"] == Verdict.NOT_CONVERGED).any():
+            first = next(iter(explained.values()))
+            lines.append(f"The sampler did not converge because of non-identification: {', '.join(explained)} — "
+                         + first.split(" (R-hat")[0].split("); ", 1)[-1] + ".")
+        elif not self.convergence.ok:
             lines.append("Sampling did not converge, so no identifiability verdict is trustworthy yet: "
                          + "; ".join(self.convergence.problems
                                      + [f"{k}: {', '.join(v)}" for k, v in self.convergence.parameter_problems.items()])

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["Trouble", "ridge_trouble"]
+__all__ = ["Trouble", "ridge_trouble", "sampler_trouble"]
 
 
 @dataclass
@@ -113,3 +113,133 @@ def ridge_trouble(posterior_unc, white, null_vectors, names, divergent=None, rha
                        f"{', '.join(params)} together); more draws will not help. Reparametrize into "
                        "the identified combination, or add data or prior information that fixes the ridge.")
     return Trouble(None, evidence=ev)
+
+
+def _dominant_null(local_whitened, lambda_tol, min_fraction=0.5):
+    """Whitened directions uninformed at most draws: the top eigenvectors of the average projector onto
+    the per-draw null spaces (sign-free), kept while they carry ≥ ``min_fraction`` of a null vector."""
+    F = np.asarray(local_whitened, float)
+    S, d, _ = F.shape
+    P = np.zeros((d, d))
+    for s in range(S):
+        w, V = np.linalg.eigh(0.5 * (F[s] + F[s].T))
+        N = V[:, w < lambda_tol]
+        P += N @ N.T
+    P /= S
+    w, V = np.linalg.eigh(P)
+    keep = w >= min_fraction
+    return V[:, keep]
+
+
+def _coordinate_values(key, draws):
+    """Per-draw values (chains, draws) of a combination coordinate: a natural name, its ``_log__``, or an
+    unconstrained component name; None for coordinates this test does not reconstruct."""
+    if key in draws.unconstrained_names:
+        return draws.posterior_unc[..., draws.unconstrained_names.index(key)]
+    if key in draws.names:
+        return draws.posterior[..., draws.names.index(key)]
+    if key.endswith("_log__") and key[:-6] in draws.names:
+        x = draws.posterior[..., draws.names.index(key[:-6])]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.log(np.abs(x))
+    return None
+
+
+def _invariant_trouble(diagnosis, rhat_max):
+    """Curved ridges: the chains disagree about the parameters on a local ridge, but agree about its named
+    invariant (e.g. p1·p2 converged while p1 and p2 wander along the hyperbola)."""
+    from .verdicts import Verdict
+
+    conv = diagnosis.convergence
+    failing = set(conv.parameter_problems) if conv is not None else set()
+    out = {}
+    for ridge in diagnosis.local_ridges:
+        if ridge.draw_fraction < 0.5 or not (set(ridge.parameters) & failing):
+            continue
+        for c in ridge.combinations:
+            vals = [(_coordinate_values(k, diagnosis.draws), w) for k, w in c.coefficients.items()]
+            if not vals or any(v is None for v, _ in vals):
+                continue
+            inv = sum(w * v for v, w in vals)
+            if inv.shape[0] < 2 or not np.all(np.isfinite(inv)):
+                continue
+            r = _rhat(inv)
+            if r > rhat_max:
+                continue
+            why = (f"only {c.name} is identified (it converged: R-hat {r:.3f}); the chains wander along the ridge "
+                   f"of constant {c.name} at {ridge.draw_fraction:.0%} of the Fisher draws — the sampler struggles "
+                   f"along this ridge, and more draws will not help: reparametrize into {c.name}, or add data "
+                   "that fix the ridge")
+            for p in ridge.parameters:
+                out[p] = (Verdict.COMBINATION, why)
+            break
+    return out or None
+
+
+def sampler_trouble(posterior_unc, white, names, fisher=None, sample_stats=None, diagnosis=None,
+                    rhat_max: float = 1.01):
+    """Structural explanation of a convergence failure, per parameter, for :func:`bayesid.diagnose`.
+
+    Uninformed directions come from the Fisher part of the diagnosis: the averaged matrix's null space
+    when it has one (straight ridges), else the directions that are locally uninformed at more than half
+    of the Fisher draws (curved ridges, e.g. p1·p2). :func:`ridge_trouble` then tests whether R-hat
+    failures and divergences concentrate there.
+
+    Parameters
+    ----------
+    posterior_unc : ndarray (chains, draws, d)
+    white : Whitening
+    names : list of str
+        Component names (``draws.names``), in the order of ``posterior_unc``'s last axis.
+    fisher : FisherResult, optional
+        Without it no structural cause can be found (returns None).
+    sample_stats : xarray.Dataset, optional
+        For the ``diverging`` flags.
+    diagnosis : Diagnosis, optional
+        Used to name the identified combination of the troubled parameters.
+    rhat_max : float
+
+    Returns
+    -------
+    dict or None
+        ``{parameter: (verdict, reason)}`` for the parameters on the troubled ridge, with attribute-free
+        tuples (the diagnosis' hook accepts this shape); None when no structural cause is found, so
+        "not converged" stands (centred eight schools, Neal's funnel).
+    """
+    from .verdicts import Verdict
+
+    if fisher is None:
+        return None
+    if diagnosis is not None and getattr(diagnosis, "local_ridges", None):
+        curved = _invariant_trouble(diagnosis, rhat_max)
+        if curved:
+            return curved
+    null = None
+    if getattr(fisher, "global_null_dim", 0) and fisher.global_null_dim > 0:
+        null = fisher.vectors[:, fisher.eigenvalues < fisher.lambda_tol]
+    elif getattr(fisher, "local_whitened", None) is not None:
+        null = _dominant_null(fisher.local_whitened, fisher.lambda_tol)
+    if null is None or null.shape[1] == 0:
+        return None
+    div = None
+    if sample_stats is not None and "diverging" in sample_stats:
+        div = np.asarray(sample_stats["diverging"].values, bool)
+    tr = ridge_trouble(posterior_unc, white, null, list(names), divergent=div, rhat_max=rhat_max)
+    if tr.kind is None:
+        return None
+    combo = None
+    if diagnosis is not None:
+        for c in list(getattr(diagnosis, "combinations", [])) + list(getattr(diagnosis, "fisher_combinations", [])):
+            on = set(getattr(c, "parameters", None) or c.coefficients)
+            if on & set(tr.parameters):
+                combo = c.name
+                break
+    tr.combination = combo
+    ev = tr.evidence
+    why = (f"the sampler struggles along a direction the data do not inform (R-hat along it "
+           f"{ev['rhat_null']:.2f}, along the identified ones {ev['rhat_identified']:.2f}"
+           + (f"; {ev['n_divergent']} divergences, shifted {ev['t_null']:.1f} SE along it" if ev["n_divergent"] else "")
+           + "): more draws will not help; reparametrize into the identified combination"
+           + (f" {combo}" if combo else "") + " or add data that fix the ridge")
+    verdict = Verdict.COMBINATION if combo else Verdict.NOT_IDENTIFIED
+    return {p: (verdict, why) for p in tr.parameters}

@@ -180,8 +180,11 @@ def combine_local_evidence(verdicts, names, fraction, fraction_se, null_share, i
     """
     out = []
     for i, n in enumerate(names):
-        v, why, rw = verdicts[i]
+        v, why, rw = verdicts[i][:3]
         f, se = float(fraction[i]), float(fraction_se[i])
+        if len(verdicts[i]) > 3 and verdicts[i][3] != "draws":  # already settled (e.g. by the sampler-trouble test)
+            out.append(verdicts[i])
+            continue
         if not f > majority or v in (Verdict.NOT_CONVERGED, Verdict.CONFLICT):
             out.append((v, why, rw, "draws"))
             continue
