@@ -13,7 +13,7 @@ __all__ = ["models", "fit", "check", "diagnose", "diagnostics", "designs", "repo
 
 def __getattr__(name):  # lazy: keep `import bayesid` light
     if name == "check":
-        from .check import check
+        from .structural import check
 
         return check
     if name == "diagnose":

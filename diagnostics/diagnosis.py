@@ -573,8 +573,10 @@ def _sampler_trouble(tree, draws, conv, diag, model=None):
     ``convergence``, ``diagnosis``, ``model``."""
     if conv.ok:
         return None
-    try:
-        from . import trouble
+    import importlib
+
+    try:  # through sys.modules, so a replaced module (tests, plug-ins) is the one called
+        trouble = importlib.import_module(".trouble", __package__)
     except ImportError:
         return None
     fn = getattr(trouble, "sampler_trouble", None)

@@ -31,3 +31,9 @@ def test_binomial_product_control_second_source():
     assert (r.fisher.local_null_dim == 0).mean() > 0.9
     assert r.verdicts == {"p1": "identified", "p2": "identified"}
     assert r.combinations == []
+
+
+def test_check_result_renders_through_the_presentation_layer():
+    r = bayesid.check(product_model(False), n_draws=16, n_whitening=200, random_seed=2)
+    html = r._repr_html_()
+    assert "<table" in html and "p1" in html and "Structural check" in html

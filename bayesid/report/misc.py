@@ -42,3 +42,12 @@ def explanation_html(study, figures: bool = True) -> str:
     table = frame_table(study.effects, index=False, kinds={"n": "int"},
                         labels={"ate": "ATE", "lower": "95 % lower", "upper": "95 % upper"})
     return render("explain.html", figures=figs, table=table)
+
+
+def check_html(result) -> str:
+    """A :class:`bayesid.structural.CheckResult` (``bayesid.check``) as a table and its summary."""
+    from . import render
+    from .tables import frame_table
+
+    return render("check.html", table=frame_table(result.table), summary=result.summary(),
+                  n_draws=getattr(result, "n_draws", ""), seconds=f"{getattr(result, 'seconds', float('nan')):.1f}")

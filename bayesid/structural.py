@@ -1,4 +1,4 @@
-"""``bayesid.check(model)``: a structural identifiability check before any sampling.
+"""``bayesid.check(model)`` (this module, ``bayesid.structural``): a structural identifiability check before any sampling.
 
 Prior draws from PyMC's forward sampler; at each, the prior-whitened Fisher information
 (:func:`bayesid.diagnostics.preposterior.fisher_at_draws`, the same core as the design comparison and
@@ -63,10 +63,9 @@ class CheckResult:
         return f"<CheckResult>\n{self.table.to_string()}\n\n{self.summary()}"
 
     def _repr_html_(self):
-        import html
+        from .report.misc import check_html
 
-        return (self.table.to_html(float_format=lambda x: f"{x:.3g}")
-                + "<pre>" + html.escape(self.summary()) + "</pre>")
+        return check_html(self)
 
 
 def check(model, n_draws: int = 64, n_whitening: int = 1000, random_seed=0, lambda_tol: float = 0.25,
@@ -172,13 +171,3 @@ def check(model, n_draws: int = 64, n_whitening: int = 1000, random_seed=0, lamb
         if np.all(straight > 0.9):
             combos = combinations_orthogonal_to(ridge, lognames, name_tr)
     return CheckResult(table, directions, combos, res, time.perf_counter() - t0, S)
-
-
-class _CallableModule(__import__("types").ModuleType):
-    """``import bayesid.check`` binds the submodule to ``bayesid.check``; calling it runs :func:`check`."""
-
-    def __call__(self, *args, **kwargs):
-        return check(*args, **kwargs)
-
-
-__import__("sys").modules[__name__].__class__ = _CallableModule
