@@ -7,8 +7,8 @@ __version__ = "0.1.0"
 from . import models  # noqa: E402
 from .fit import fit  # noqa: E402
 
-__all__ = ["models", "fit", "check", "diagnose", "diagnostics", "designs", "report", "compare", "comparison", "neural", "errors",
-           "__version__"]
+__all__ = ["models", "fit", "check", "diagnose", "diagnostics", "designs", "report", "compare", "comparison",
+           "neural", "errors", "__version__"]
 
 
 def __getattr__(name):  # lazy: keep `import bayesid` light

@@ -240,8 +240,8 @@ def model_fingerprint(model, observed: bool = True) -> str:
     names = [(rv.name, str(model.rvs_to_values[rv].name), _transform_name(model.rvs_to_transforms.get(rv)))
              for rv in model.free_RVs]
     h.update(repr(names).encode())
-    h.update(repr(sorted((v.name for v in model.observed_RVs))).encode())
-    h.update(repr(sorted((v.name for v in model.deterministics))).encode())
+    h.update(repr(sorted(v.name for v in model.observed_RVs)).encode())
+    h.update(repr(sorted(v.name for v in model.deterministics)).encode())
     for k, v in sorted(model.coords.items()):
         h.update(f"|coord {k}:{_stable(np.asarray(v) if v is not None else None)}".encode())
     return h.hexdigest()

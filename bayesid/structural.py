@@ -1,4 +1,4 @@
-"""``bayesid.check(model)`` (this module, ``bayesid.structural``): a structural identifiability check before any sampling.
+"""``bayesid.check(model)`` (module ``bayesid.structural``): structural identifiability before any sampling.
 
 Prior draws from PyMC's forward sampler; at each, the prior-whitened Fisher information
 (:func:`bayesid.diagnostics.preposterior.fisher_at_draws`, the same core as the design comparison and

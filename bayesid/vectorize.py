@@ -178,7 +178,8 @@ def sample_prior(model, draws: int, random_seed=None, var_names=None, block: int
     for k, name in enumerate(names):
         val = np.concatenate([p[k] for p in parts], axis=1)
         vdims = list(dims.get(name, [])) or [f"{name}_dim_{i}" for i in range(val.ndim - 2)]
+        vcoords = {d: coords[d] for d in vdims if d in coords}
         da = xr.DataArray(val, dims=["chain", "draw", *vdims],
-                          coords={"chain": [0], "draw": np.arange(draws), **{d: coords[d] for d in vdims if d in coords}})
+                          coords={"chain": [0], "draw": np.arange(draws), **vcoords})
         groups["prior_predictive" if name in observed else "prior"][name] = da
     return xr.DataTree.from_dict({g: ds for g, ds in groups.items() if ds.data_vars})

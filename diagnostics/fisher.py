@@ -137,7 +137,7 @@ def fisher_information(model, tree, white, names, n_draws: int = 64, n_replicate
     """
     from bayesid.pymc_utils import free_parameters, to_unconstrained
 
-    from .preposterior import fisher_at_draws, value_layout, whiten_result
+    from .preposterior import fisher_at_draws, whiten_result
 
     rng = np.random.default_rng(random_seed)
     post = tree["posterior"].to_dataset()

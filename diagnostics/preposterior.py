@@ -191,7 +191,7 @@ def flatten_points(points, layout) -> np.ndarray:
             raise KeyError(f"points lack the value variables {missing}; pass every free parameter in "
                            "unconstrained coordinates (bayesid.pymc_utils.to_unconstrained)")
         cols = []
-        for v, shape, sl in layout:
+        for v, _shape, sl in layout:
             a = np.asarray(points[v.name], float)
             cols.append(a.reshape(a.shape[0], sl.stop - sl.start))
         return np.concatenate(cols, axis=1)
@@ -212,7 +212,6 @@ def prior_points(model, n_draws: int, random_seed=None):
     """
     import pymc as pm
 
-    from bayesid.pymc_utils import free_parameters, to_unconstrained
 
     with model:
         pr = pm.sample_prior_predictive(draws=n_draws, random_seed=random_seed,

@@ -8,8 +8,9 @@ null space, prior-whitened coordinates) and onto their complement (the identifie
   each basis vector, ``t = (mean_div − mean_all) / (sd_all / sqrt(n_div))``.
 
 The trouble is a **ridge** when some null projection fails (R-hat > ``rhat_max`` or ``|t| > t_max``)
-and the failure along the identified projections is ``concentration`` times smaller; otherwise ``kind`` is None and the verdict stays
-"not converged". Not yet implemented: the swap test (chains in modes related by a permutation).
+and the failure along the identified projections is ``concentration`` times smaller; otherwise ``kind``
+is None and the verdict stays "not converged". Curved ridges are tested through their named invariant
+(:func:`sampler_trouble`). Not yet implemented: the swap test (chains in modes related by a permutation).
 """
 
 from __future__ import annotations

@@ -11,7 +11,6 @@ Everything here is fast: hand-built DataTrees of exact draws, and fits of 1 chai
 
 from __future__ import annotations
 
-import json
 import time
 
 import numpy as np

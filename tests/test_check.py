@@ -1,6 +1,5 @@
 """bayesid.check: structural verdicts before sampling (known answers with negative controls)."""
 
-import numpy as np
 import pymc as pm
 
 import bayesid

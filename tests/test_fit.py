@@ -212,7 +212,8 @@ def test_cache_key_covers_design_covariates_data_values_priors_and_settings():
         "seed": _key(_keyed_model(), seed=2),
         "sampler settings": _key(_keyed_model(), extra=[0.9, "nutpie", "low_rank", []]),
     }
-    assert _keyed_model().str_repr() == _keyed_model(sigma=2.004).str_repr() == _keyed_model(d=np.full(5, 1.5)).str_repr()
+    reprs = {m.str_repr() for m in (_keyed_model(), _keyed_model(sigma=2.004), _keyed_model(d=np.full(5, 1.5)))}
+    assert len(reprs) == 1
     same = [k for k, v in changed.items() if v == base]
     assert not same, f"cache key ignores {same}"
 

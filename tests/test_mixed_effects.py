@@ -21,7 +21,7 @@ import pytest
 from scipy import stats
 
 from bayesid import models
-from bayesid.models.mixed import MixedRegression, _grid_pass, design_matrix, linear_mixed_posterior
+from bayesid.models.mixed import MixedRegression, _grid_pass, design_matrix
 
 N_PP = 2000
 Z_MAX = 4.5

@@ -13,7 +13,6 @@ tests/test_diagnostics.py::test_pymc_models_outside_the_registry_eight_schools: 
 
 from __future__ import annotations
 
-import numpy as np
 import pymc as pm
 
 import bayesid

@@ -225,7 +225,8 @@ class NeuralEstimator:
             want = (lay["channels"], lay["length"]) if lay["sequence"] else (lay["n_features"],)
             if tuple(x.shape[1:]) != want:
                 raise BadInputError(
-                    f"a raw array must be the stacked network input of expected shape (n, {', '.join(map(str, want))}); "
+                    "a raw array must be the stacked network input of expected shape "
+                    f"(n, {', '.join(map(str, want))}); "
                     f"got {tuple(x.shape)}. Pass the data as a dict {{{', '.join(repr(k) for k in lay['keys'])}: "
                     f"array (n, *shape)}} with shapes {lay['shapes']} instead.")
         else:

@@ -388,7 +388,7 @@ def cluster_study(covariate="between", n_train_clusters=20, n_per=20, n_test_clu
     sq: dict = {}
     info: dict = {}
     p = {**TRUE_PARAMS, **(params or {})}
-    for rep, s in enumerate(ss.spawn(int(n_replicates))):
+    for s in ss.spawn(int(n_replicates)):
         seeds = [int(x.generate_state(1)[0]) for x in s.spawn(6)]
         train = simulate_clustered(n_train_clusters, n_per, covariate, p, seeds[0])
         seen = simulate_clustered(n_train_clusters, n_per, covariate, p, seeds[1],
