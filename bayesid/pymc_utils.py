@@ -48,18 +48,31 @@ def free_parameters(model) -> list[FreeParameter]:
     return out
 
 
-def _compile_forward(model):
-    import pytensor
+def forward_transform_graph(model):
+    """The graph from constrained values of every free RV to the unconstrained coordinates NUTS uses.
+
+    Returns
+    -------
+    inputs : list of TensorVariable
+        One core input per free RV, in ``model.free_RVs`` order.
+    outputs : list of TensorVariable
+        Its unconstrained value (the transform's forward map, or the input itself), same order.
+    """
     from pytensor.graph.replace import graph_replace
 
     inputs = {rv: rv.type(name=f"{rv.name}_in") for rv in model.free_RVs}
     outs = []
     for rv in model.free_RVs:
         tr = model.rvs_to_transforms.get(rv)
-        x = inputs[rv]
-        outs.append(x if tr is None else tr.forward(x, *rv.owner.inputs))
-    outs = graph_replace(outs, dict(inputs), strict=False)
-    return pytensor.function(list(inputs.values()), outs, on_unused_input="ignore", mode="FAST_COMPILE")
+        outs.append(inputs[rv] if tr is None else tr.forward(inputs[rv], *rv.owner.inputs))
+    return list(inputs.values()), graph_replace(outs, dict(inputs), strict=False)
+
+
+def _compile_forward(model):
+    import pytensor
+
+    inputs, outs = forward_transform_graph(model)
+    return pytensor.function(inputs, outs, on_unused_input="ignore", mode="FAST_COMPILE")
 
 
 def to_unconstrained(model, draws: dict[str, np.ndarray], sample_ndim: int = 2) -> dict[str, np.ndarray]:
@@ -98,17 +111,9 @@ def to_unconstrained(model, draws: dict[str, np.ndarray], sample_ndim: int = 2) 
 
 
 def _forward_vectorized(model, flat):
-    from pytensor.graph.replace import graph_replace
-
     from .vectorize import compile_vectorized, evaluate_at_draws
 
-    inputs = {rv: rv.type(name=f"{rv.name}_in") for rv in model.free_RVs}
-    outs = []
-    for rv in model.free_RVs:
-        tr = model.rvs_to_transforms.get(rv)
-        outs.append(inputs[rv] if tr is None else tr.forward(inputs[rv], *rv.owner.inputs))
-    outs = graph_replace(outs, dict(inputs), strict=False)
-    fn = compile_vectorized(list(inputs.values()), outs, mode="FAST_COMPILE")
+    fn = compile_vectorized(*forward_transform_graph(model), mode="FAST_COMPILE")
     return evaluate_at_draws(fn, flat)
 
 

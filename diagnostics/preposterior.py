@@ -223,19 +223,11 @@ def prior_points(model, n_draws: int, random_seed=None):
 def constrained_to_points(model, draws: dict) -> np.ndarray:
     """Constrained draws ``{free RV name: (S, *shape)}`` -> (S, d) unconstrained points in
     :func:`value_layout` order, by one vectorised call of the model's forward transforms."""
-    import pytensor
-    from pytensor.graph.replace import graph_replace, vectorize_graph
+    from bayesid.pymc_utils import forward_transform_graph
+    from bayesid.vectorize import compile_vectorized
 
     names, layout = value_layout(model)
-    inputs = {rv: rv.type(name=f"{rv.name}_in") for rv in model.free_RVs}
-    outs = []
-    for rv in model.free_RVs:
-        tr = model.rvs_to_transforms.get(rv)
-        outs.append(inputs[rv] if tr is None else tr.forward(inputs[rv], *rv.owner.inputs))
-    outs = graph_replace(outs, dict(inputs), strict=False)
-    batched = {i: i.type.clone(shape=(None, *i.type.shape))(name=i.name + "_b") for i in inputs.values()}
-    outs_b = vectorize_graph(outs, replace=batched)
-    fn = pytensor.function(list(batched.values()), outs_b, on_unused_input="ignore")
+    fn = compile_vectorized(*forward_transform_graph(model))
     arrays = [np.asarray(draws[rv.name]).astype(rv.dtype) for rv in model.free_RVs]
     vals = fn(*arrays)
     S = arrays[0].shape[0]
