@@ -69,7 +69,13 @@ class Direction:
 
 @dataclass
 class Diagnosis:
-    """Result of :func:`diagnose`. See ``table``, ``directions``, ``ridges``, ``combinations``."""
+    """Result of :func:`diagnose`. See ``table``, ``directions``, ``ridges``, ``combinations``.
+
+    ``explained`` maps each parameter whose *not converged* a structural cause replaced to its
+    :class:`~bayesid.diagnostics.verdicts.Explanation` (``sampler_struggles`` is the flag the summary and the
+    report read). ``symmetry`` is the :class:`~bayesid.diagnostics.symmetry.SymmetryResult` when the
+    chains sat in mirror solutions of a discrete symmetry: the draws were relabelled to one labelling,
+    ``convergence`` describes the relabelled chains and ``raw_convergence`` the chains as sampled."""
 
     table: pd.DataFrame
     directions: list
@@ -89,6 +95,9 @@ class Diagnosis:
     local_ridges: list = field(default_factory=list)
     local_evidence_used: bool = False
     trouble: object = None
+    explained: dict = field(default_factory=dict)
+    symmetry: object = None
+    raw_convergence: ConvergenceReport | None = None
     _ridges: list = field(default=None, repr=False)
 
     # ------------------------------------------------------------ accessors
@@ -111,14 +120,23 @@ class Diagnosis:
             for p in r.parameters:
                 if v.get(p) in (Verdict.NOT_CONVERGED, Verdict.CONFLICT, Verdict.IDENTIFIED):
                     out.append(f"ridge {r.label!r} moves {p}, whose verdict is {v.get(p)!r}")
-        explained = set(self.table.index[self.table.get("evidence", pd.Series(dtype=str)).astype(str)
-                                         .str.contains("sampler")]) if "evidence" in self.table else set()
+        explained = set(self.explained)
         for p, vv in v.items():
             if vv in (Verdict.NOT_IDENTIFIED, Verdict.COMBINATION) and p not in in_ridge | explained:
                 out.append(f"{p} is {vv!r} but lies on no reported ridge")
         s = self.summary()
-        if "No ridge" in s and (self.ridges or any(x != Verdict.IDENTIFIED for x in v.values())):
+        if "No ridge" in s and (self.ridges or any(x not in (Verdict.IDENTIFIED, Verdict.RELABELLING)
+                                                   for x in v.values())):
             out.append("the summary says 'No ridge' but the table or .ridges disagree")
+        sym = self.symmetry
+        moved = set(sym.moved) if sym is not None else set()
+        for p, vv in v.items():
+            if vv == Verdict.RELABELLING and p not in moved:
+                out.append(f"{p} is {vv!r} but no reported symmetry moves it")
+            if vv == Verdict.IDENTIFIED and p in moved:
+                out.append(f"{p} is 'identified' although the symmetry {sym.label} relabels it")
+        if sym is not None and sym.symmetries and sym.label not in s:
+            out.append(f"symmetry {sym.label!r} missing from the summary")
         for r in self.ridges:
             if r.label not in s and len(self.ridges) <= 5:
                 out.append(f"ridge {r.label!r} missing from the summary")
@@ -178,16 +196,26 @@ class Diagnosis:
                 return c
         raise KeyError(f"No identified combination {name!r}; found {[c.name for c in self.combinations]}")
 
+    def levels(self, model=None, **kwargs):
+        """Population-, fixed- and cluster-level verdicts of a hierarchical model
+        (:func:`bayesid.diagnostics.hierarchy.levels`; ``model`` is the pymc.Model of the draws)."""
+        from .hierarchy import levels
+
+        return levels(self, model=model, **kwargs)
+
     # ------------------------------------------------------------ text
     def summary(self) -> str:
         """A plain-language summary, most important first."""
         lines = []
-        explained = {n: r for n, r in self.table["reason"].items()
-                     if self.table["verdict"][n] != Verdict.NOT_CONVERGED and "sampler struggles" in str(r)}
+        sym = self.symmetry
+        if sym is not None and sym.symmetries:
+            lines.append(_symmetry_sentence(self))
+        explained = {n: e for n, e in self.explained.items()
+                     if self.table["verdict"][n] != Verdict.NOT_CONVERGED and getattr(e, "sampler_struggles", False)}
         if explained and not (self.table["verdict"] == Verdict.NOT_CONVERGED).any():
-            first = next(iter(explained.values()))
+            what = "; ".join(dict.fromkeys(getattr(e, "summary", "") or str(e.reason) for e in explained.values()))
             lines.append(f"The sampler did not converge because of non-identification: {', '.join(explained)} — "
-                         + first.split(" (R-hat")[0].split("); ", 1)[-1] + ".")
+                         f"{what}.")
         elif not self.convergence.ok:
             lines.append("Sampling did not converge, so no identifiability verdict is trustworthy yet: "
                          + "; ".join(self.convergence.problems
@@ -196,8 +224,8 @@ class Diagnosis:
         groups = {}
         for n, v in self.table["verdict"].items():
             groups.setdefault(v, []).append(n)
-        for v in (Verdict.IDENTIFIED, Verdict.COMBINATION, Verdict.WEAK, Verdict.NOT_IDENTIFIED,
-                  Verdict.CONFLICT):
+        for v in (Verdict.IDENTIFIED, Verdict.RELABELLING, Verdict.COMBINATION, Verdict.WEAK,
+                  Verdict.NOT_IDENTIFIED, Verdict.CONFLICT):
             if v in groups:
                 lines.append(f"{v.capitalize()}: {', '.join(groups[v])}.")
         multi = [n for n, b in self.table["bimodality"].items() if b > BIMODAL]
@@ -252,6 +280,9 @@ class Diagnosis:
             lines.append(msg)
         if not self.ridges and all(v == Verdict.IDENTIFIED for v in self.table["verdict"]):
             lines.append("No ridge: every parameter is identified by these data.")
+        elif (not self.ridges and sym is not None and sym.symmetries
+              and all(v in (Verdict.IDENTIFIED, Verdict.RELABELLING) for v in self.table["verdict"])):
+            lines.append(f"No ridge: every parameter is identified by these data, up to the relabelling {sym.label}.")
         lines += [f"Note: {n}." for n in self.notes]
         return "\n".join(lines)
 
@@ -290,6 +321,29 @@ class Diagnosis:
         from bayesid.report import diagnosis_html
 
         return diagnosis_html(self, figures=figures)
+
+
+def _symmetry_sentence(diag) -> str:
+    """The summary's account of a discrete symmetry: what was checked, what relabelling did, the fix."""
+    sym = diag.symmetry
+    raw = diag.raw_convergence
+    idx = {n: i for i, n in enumerate(sym.names)}
+    moved = sym.moved
+    before = max(float(sym.rhat_before[idx[n]]) for n in moved)
+    after = max(float(sym.rhat_after[idx[n]]) for n in moved)
+    parts = []
+    for s in sym.symmetries:
+        prior = ("the prior too" if s.prior_invariant else
+                 f"the prior differs by up to {s.logprior_delta:.2g}, so the labellings differ in prior weight only")
+        parts.append(f"{s.label} (largest |Δ log-likelihood| {s.loglik_delta:.1g} over {s.n_checked} swapped draws; "
+                     f"{prior}; the mirror solutions lie {s.separation:.0f} SD apart from their midpoint)")
+    chains = raw.chains if raw is not None else len(sym.chain_labels)
+    txt = (f"The {chains} chains sat in {sym.n_modes} mirror solutions of a symmetry of the likelihood: "
+           + "; ".join(parts) + ". The data cannot tell these labellings apart, so R-hat failed (largest "
+           f"{before:.2f}) although each solution is pinned down; relabelled into one labelling the chains agree "
+           f"(largest R-hat {after:.3f}), and the table describes that solution. Fix: "
+           + "; ".join(dict.fromkeys(s.advice for s in sym.symmetries)) + ".")
+    return txt
 
 
 def _coord_words(coords: dict) -> str:
@@ -332,7 +386,7 @@ def _make_direction(j, ds, names, trmap, th, source="draws"):
 
 def diagnose(tree, model=None, truth=None, var_names=None, fisher="auto", thresholds: Thresholds | None = None,
              transforms="auto", fisher_draws: int = 64, random_seed=0, title: str = "",
-             progressbar: bool = False) -> Diagnosis:
+             progressbar: bool = False, symmetry: bool = True) -> Diagnosis:
     """Which parameters, directions and combinations do the data identify?
 
     Parameters
@@ -360,6 +414,9 @@ def diagnose(tree, model=None, truth=None, var_names=None, fisher="auto", thresh
     title : str
     progressbar : bool
         Show progress of the Fisher analysis.
+    symmetry : bool
+        When R-hat fails and ``model`` is given, test whether the chains sit in mirror solutions of a
+        discrete symmetry of the likelihood (:mod:`.symmetry`); if so, diagnose the relabelled draws.
 
     Returns
     -------
@@ -372,6 +429,21 @@ def diagnose(tree, model=None, truth=None, var_names=None, fisher="auto", thresh
     dr.notes += check_truth(truth, tree, dr)  # unknown truth keys raise
     conv = convergence(tree, dr, rhat_max=th.rhat_max, ess_min_per_chain=th.ess_min_per_chain,
                        bfmi_min=th.bfmi_min, max_divergences=th.max_divergences)
+    if symmetry and model is not None and any(p.startswith("R-hat") for v in conv.parameter_problems.values()
+                                              for p in v):
+        from .symmetry import model_symmetry, relabel_tree
+
+        ts = time.perf_counter()
+        sym = model_symmetry(tree, dr, model, rhat_max=th.rhat_max, target=_unconstrained_truth(truth, dr),
+                             random_seed=random_seed)
+        t_detect = time.perf_counter() - ts
+        if sym is not None and sym.explains:
+            inner = diagnose(relabel_tree(tree, dr, sym), model=model, truth=truth, var_names=var_names,
+                             fisher=fisher, thresholds=th, transforms=transforms, fisher_draws=fisher_draws,
+                             random_seed=random_seed, title=title, progressbar=progressbar, symmetry=False)
+            inner.timings["symmetry"] = t_detect
+            _mark_symmetry(inner, sym, conv)
+            return inner
     ess = np.array([conv.ess_bulk[n] for n in dr.names])
     c_nat = contraction(dr.prior, dr.posterior)
     c_unc = contraction(dr.prior_unc, dr.posterior_unc)
@@ -478,7 +550,7 @@ def diagnose(tree, model=None, truth=None, var_names=None, fisher="auto", thresh
 
     diag.trouble = _sampler_trouble(tree, dr, conv, diag, model=model)
     if diag.trouble is not None:
-        verdicts = _apply_trouble(verdicts, dr.names, diag.trouble)
+        verdicts, diag.explained = _apply_trouble(verdicts, dr.names, diag.trouble)
     unexplained = [n for n, v in zip(dr.names, verdicts) if v[0] == Verdict.NOT_CONVERGED]
     if local_cols and not unexplained:
         # the model-based evidence enters only where the draws it was evaluated at are trustworthy
@@ -606,22 +678,81 @@ def _apply_trouble(verdicts, names, trouble) -> list:
     """Replace *not converged* by a structural verdict where the trouble module explains it.
 
     Accepted shapes: a dict ``{parameter: (verdict, reason)}`` or ``{parameter: obj}`` with
-    ``obj.verdict`` / ``obj.reason``, or an object holding such a dict as ``explanations`` or
-    ``per_parameter``. Parameters absent from it stay *not converged*."""
+    ``obj.verdict`` / ``obj.reason`` (e.g. :class:`~bayesid.diagnostics.verdicts.Explanation`), or an object
+    holding such a dict as ``explanations`` or ``per_parameter``. Parameters absent from it stay *not
+    converged*.
+
+    Returns
+    -------
+    verdicts : list
+    explained : dict of str -> Explanation
+        The explanations applied (tuples become an ``Explanation`` with ``sampler_struggles=False``).
+    """
+    from .verdicts import Explanation
+
     expl = trouble
     for attr in ("explanations", "per_parameter"):
         if hasattr(trouble, attr):
             expl = getattr(trouble, attr)
             break
     if not isinstance(expl, dict):
-        return verdicts
-    out = []
+        return verdicts, {}
+    out, used = [], {}
     for n, v in zip(names, verdicts):
         e = expl.get(n)
-        if e is not None and not isinstance(e, tuple):
-            e = (getattr(e, "verdict", None), getattr(e, "reason", ""))
-        if e is not None and e[0] is not None and v[0] == Verdict.NOT_CONVERGED:
-            out.append((Verdict(e[0]), f"{e[1]} ({v[1]})", v[2], "draws+model+sampler"))
+        if isinstance(e, tuple):
+            e = Explanation(e[0], str(e[1]) if len(e) > 1 else "")
+        if e is not None and getattr(e, "verdict", None) is not None and v[0] == Verdict.NOT_CONVERGED:
+            out.append((Verdict(e.verdict), f"{e.reason} ({v[1]})", v[2], "draws+model+sampler"))
+            used[n] = e
         else:
             out.append(v)
-    return out
+    return out, used
+
+
+def _unconstrained_truth(truth, draws):
+    """The truth in unconstrained coordinates (NaN where the transform is not log / logodds / identity)."""
+    tv = _truth_vector(truth, draws)
+    if tv is None:
+        return None
+    out = np.full(tv.shape, np.nan)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for i, tr in enumerate(draws.transforms):
+            if tr is None:
+                out[i] = tv[i]
+            elif tr == "log":
+                out[i] = np.log(tv[i])
+            elif tr == "logodds":
+                out[i] = np.log(tv[i]) - np.log1p(-tv[i])
+    return np.where(np.isfinite(out), out, np.nan)
+
+
+def _mark_symmetry(diag, sym, raw_conv) -> None:
+    """Record a discrete symmetry found in the raw chains on the diagnosis of the relabelled draws:
+    moved parameters the relabelled draws identify become *identified up to relabelling*; the others
+    keep their verdict with the symmetry in the reason."""
+    diag.symmetry = sym
+    diag.raw_convergence = raw_conv
+    idx = {n: i for i, n in enumerate(sym.names)}
+    t = diag.table
+    verdicts, reasons, evidence = list(t["verdict"]), list(t["reason"]), list(t["evidence"])
+    for k, n in enumerate(t.index):
+        if n not in sym.moved:
+            continue
+        s = next(x for x in sym.symmetries if n in x.moved)
+        i = idx[n]
+        how = (f"the chains sat in {sym.n_modes} mirror solutions (R-hat {sym.rhat_before[i]:.2f}) with the same "
+               f"likelihood (|Δ| ≤ {s.loglik_delta:.1g} at {s.n_checked} swapped draws); relabelled, R-hat "
+               f"{sym.rhat_after[i]:.3f}")
+        if verdicts[k] == Verdict.IDENTIFIED:
+            verdicts[k] = Verdict.RELABELLING
+            order = f"; fix: order {' < '.join(s.order_by)}" if s.order_by else ""
+            reasons[k] = f"identified up to relabelling {s.label}: {how}; {reasons[k]}{order}"
+        else:
+            reasons[k] = f"draws relabelled by the symmetry {s.label} ({how}); {reasons[k]}"
+        evidence[k] = f"{evidence[k]}+symmetry"
+    t["verdict"], t["reason"], t["evidence"] = verdicts, reasons, evidence
+    chains = [c for c, lab in enumerate(sym.chain_labels) if lab]
+    diag.draws.notes.append(f"posterior draws relabelled into one labelling of the symmetry {sym.label} "
+                            f"(chain(s) {', '.join(map(str, chains))} sat in a mirror solution): the table and plots "
+                            "describe one of the mirror solutions")

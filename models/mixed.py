@@ -82,6 +82,7 @@ class ExactPosterior:
     scale_mean: dict
     scale_var: dict
     grid_points: int
+    grid: dict | None = None  # log_tau, log_tau_u, weight, means, covs of the refined pass (for sample)
 
     def index(self, name) -> int:
         return self.names.index(name)
@@ -96,6 +97,32 @@ class ExactPosterior:
         for k, c in coef.items():
             v[self.index(k)] = c
         return float(v @ self.mean), float(v @ self.cov @ v)
+
+    def sample(self, n, random_seed=None) -> dict:
+        """Independent draws from the exact posterior: a quadrature node per draw (by its weight), then
+        the Gaussian conditional of the coefficients at that node.
+
+        Returns
+        -------
+        dict
+            ``alpha, beta, gamma, tau, tau_u`` (n,), ``b, u`` (n, J). The scales are the nodes of the
+            refined grid (a discrete approximation of their posterior, as fine as the quadrature).
+        """
+        if self.grid is None:
+            raise ValueError("this ExactPosterior keeps no quadrature grid to sample from")
+        rng = np.random.default_rng(random_seed)
+        g = self.grid
+        node = rng.choice(g["weight"].size, size=int(n), p=g["weight"])
+        out = np.empty((int(n), len(self.names)))
+        for k in np.unique(node):
+            sel = np.flatnonzero(node == k)
+            L = np.linalg.cholesky(g["covs"][k] + 1e-14 * np.eye(len(self.names)))
+            out[sel] = g["means"][k] + rng.standard_normal((sel.size, len(self.names))) @ L.T
+        J = (len(self.names) - 3) // 2
+        res = {k: out[:, i] for i, k in enumerate(_LINEAR)}
+        res["b"], res["u"] = out[:, 3:3 + J], out[:, 3 + J:]
+        res["tau"], res["tau_u"] = np.exp(g["log_tau"][node]), np.exp(g["log_tau_u"][node])
+        return res
 
 
 def design_matrix(x, w, cluster, n_clusters) -> np.ndarray:
@@ -224,7 +251,8 @@ def linear_mixed_posterior(y, x, w, cluster, n_clusters, sigma, priors, n_grid=6
         sm[k] = float(wgt @ v)
         sv[k] = float(wgt @ (v - sm[k]) ** 2)
     names = list(_LINEAR) + [f"b[{j}]" for j in range(J)] + [f"u[{j}]" for j in range(J)]
-    return ExactPosterior(names, mean, cov, sm, sv, int(T.size))
+    grid = {"log_tau": T, "log_tau_u": TU, "weight": wgt, "means": means, "covs": covs}
+    return ExactPosterior(names, mean, cov, sm, sv, int(T.size), grid)
 
 
 # --------------------------------------------------------------------------- the model spec
@@ -412,6 +440,36 @@ class MixedRegression(ModelSpec):
         cl = np.repeat(np.arange(self.n_clusters), self.n_per)
         pri = self.priors(priors)
         return linear_mixed_posterior(data["y"], x, w, cl, self.n_clusters, d["sigma"], pri, n_grid=n_grid)
+
+    def exact_tree(self, data, design=None, draws=1000, chains=2, prior_draws=4000, priors=None,
+                   random_seed=None, n_grid=60):
+        """A DataTree of exact posterior draws (no MCMC) and prior draws, for :func:`bayesid.diagnose`.
+
+        The groups hold this form's free variables and the random effects ``b, u`` (a Deterministic in
+        the non-centred form) with dims ``cluster``; the "chains" are independent blocks of iid draws.
+        """
+        import xarray as xr
+
+        ss = np.random.SeedSequence(random_seed)
+        s_post, s_prior = ss.spawn(2)
+        ep = self.exact_posterior(data, design, priors, n_grid=n_grid)
+        th = ep.sample(draws * chains, random_seed=s_post)
+        pr = self.sample_prior(prior_draws, priors=priors, random_seed=s_prior)
+        b_pr, u_pr = self.effects(pr)
+        pr = {**pr, "b": b_pr, "u": u_pr}
+        if not self.centred:
+            th["z_b"], th["z_u"] = th["b"] / th["tau"][:, None], th["u"] / th["tau_u"][:, None]
+        keep = list(_LINEAR) + ["tau", "tau_u", *self.random_effect_names] + ([] if self.centred else ["b", "u"])
+        coords = {"cluster": np.arange(self.n_clusters)}
+
+        def group(vals, c, n):
+            dv = {}
+            for k in keep:
+                a = np.asarray(vals[k], float).reshape(c, n, *np.shape(vals[k])[1:])
+                dv[k] = (("chain", "draw") + (("cluster",) if a.ndim == 3 else ()), a)
+            return xr.Dataset(dv, coords=coords)
+
+        return xr.DataTree.from_dict({"posterior": group(th, chains, draws), "prior": group(pr, 1, prior_draws)})
 
     def conditional_cov_alpha_gamma(self, tau, design=None, priors=None) -> np.ndarray:
         """The closed form ``Cov(α, γ | τ, y)`` of the module docstring (design 'between')."""
