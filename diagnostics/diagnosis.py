@@ -510,6 +510,10 @@ def diagnose(tree, model=None, truth=None, var_names=None, fisher="auto", thresh
     local_cols = {}
     if fisher == "auto":
         fisher = model is not None
+    if fisher and model is not None and not model.observed_RVs:
+        dr.notes.append("Fisher information skipped: the model has no observed variables, so there is no "
+                        "likelihood whose information could be computed (the posterior is the prior)")
+        fisher = False
     if fisher and model is not None:
         fisher = fisher_precheck(model, dr)  # False (with a note) when the data cannot be simulated
     if fisher:

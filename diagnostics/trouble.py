@@ -10,7 +10,8 @@ null space, prior-whitened coordinates) and onto their complement (the identifie
 The trouble is a **ridge** when some null projection fails (R-hat > ``rhat_max`` or ``|t| > t_max``)
 and the failure along the identified projections is ``concentration`` times smaller; otherwise ``kind``
 is None and the verdict stays "not converged". Curved ridges are tested through their named invariant
-(:func:`sampler_trouble`). Not yet implemented: the swap test (chains in modes related by a permutation).
+(:func:`sampler_trouble`). Chains in mirror modes of a discrete symmetry are :mod:`.symmetry`'s
+question (asked by :func:`bayesid.diagnose` before this module's).
 """
 
 from __future__ import annotations
@@ -149,7 +150,7 @@ def _coordinate_values(key, draws):
 def _invariant_trouble(diagnosis, rhat_max):
     """Curved ridges: the chains disagree about the parameters on a local ridge, but agree about its named
     invariant (e.g. p1·p2 converged while p1 and p2 wander along the hyperbola)."""
-    from .verdicts import Verdict
+    from .verdicts import Explanation, Verdict
 
     conv = diagnosis.convergence
     failing = set(conv.parameter_problems) if conv is not None else set()
@@ -171,8 +172,10 @@ def _invariant_trouble(diagnosis, rhat_max):
                    f"of constant {c.name} at {ridge.draw_fraction:.0%} of the Fisher draws — the sampler struggles "
                    f"along this ridge, and more draws will not help: reparametrize into {c.name}, or add data "
                    "that fix the ridge")
+            short = (f"only {c.name} is identified; the sampler struggles along the ridge of constant {c.name}, and "
+                     f"more draws will not help: reparametrize into {c.name}, or add data that fix the ridge")
             for p in ridge.parameters:
-                out[p] = (Verdict.COMBINATION, why)
+                out[p] = Explanation(Verdict.COMBINATION, why, "curved-ridge", c.name, short, True)
             break
     return out or None
 
@@ -203,11 +206,11 @@ def sampler_trouble(posterior_unc, white, names, fisher=None, sample_stats=None,
     Returns
     -------
     dict or None
-        ``{parameter: (verdict, reason)}`` for the parameters on the troubled ridge, with attribute-free
-        tuples (the diagnosis' hook accepts this shape); None when no structural cause is found, so
+        ``{parameter: Explanation}`` for the parameters on the troubled ridge (verdict, reason, the
+        named combination and ``sampler_struggles=True``); None when no structural cause is found, so
         "not converged" stands (centred eight schools, Neal's funnel).
     """
-    from .verdicts import Verdict
+    from .verdicts import Explanation, Verdict
 
     if fisher is None:
         return None
@@ -243,4 +246,6 @@ def sampler_trouble(posterior_unc, white, names, fisher=None, sample_stats=None,
            + "): more draws will not help; reparametrize into the identified combination"
            + (f" {combo}" if combo else "") + " or add data that fix the ridge")
     verdict = Verdict.COMBINATION if combo else Verdict.NOT_IDENTIFIED
-    return {p: (verdict, why) for p in tr.parameters}
+    short = ("the sampler struggles along a direction the data do not inform"
+             + (f" (only {combo} is identified)" if combo else "") + "; more draws will not help")
+    return {p: Explanation(verdict, why, "ridge", combo, short, True) for p in tr.parameters}

@@ -30,6 +30,13 @@ Order of precedence (per parameter):
    ``diagnostics.trouble`` (divergences along a null direction, swap-symmetric modes) replaces
    *not converged* by the structural verdict it names.
 
+6. **Identified up to relabelling** — when the chains disagree because they sit in mirror solutions
+   of a discrete symmetry of the likelihood (a swap of parameter blocks, checked on the model:
+   :mod:`.symmetry`), the draws are relabelled to one labelling and diagnosed again; a parameter the
+   symmetry moves that is then *identified* gets this verdict, with the symmetry named
+   ("(A1, k1) ↔ (A2, k2)") and the fix (an ordering constraint). Other verdicts of moved parameters
+   are those of the relabelled draws, with the symmetry in their reason.
+
 Table, :attr:`Diagnosis.ridges` and the summary are all built from these final verdicts
 (``Diagnosis.consistency_problems()`` lists any disagreement; tests assert it is empty).
 
@@ -48,7 +55,7 @@ import enum
 from dataclasses import asdict, dataclass
 
 
-__all__ = ["Verdict", "Thresholds", "direction_verdict", "parameter_verdicts", "combine_local_evidence",
+__all__ = ["Verdict", "Explanation", "Thresholds", "direction_verdict", "parameter_verdicts", "combine_local_evidence",
            "VERDICTS"]
 
 
@@ -59,12 +66,44 @@ class Verdict(enum.StrEnum):
     NOT_CONVERGED = "not converged"
     CONFLICT = "prior-data conflict"
     IDENTIFIED = "identified"
+    RELABELLING = "identified up to relabelling"
     COMBINATION = "identified only in combination"
     WEAK = "weakly identified"
     NOT_IDENTIFIED = "not identified"
 
 
 VERDICTS = tuple(Verdict)
+
+
+@dataclass
+class Explanation:
+    """A structural cause that replaces a parameter's *not converged* (from :mod:`.trouble`).
+
+    Attributes
+    ----------
+    verdict : Verdict
+        The verdict it implies.
+    reason : str
+        Full reason, shown in the table.
+    kind : str or None
+        ``"curved-ridge"`` (a named invariant converged while its parameters did not), ``"ridge"`` (R-hat
+        failures and divergences concentrated along a Fisher null direction), or None (a plug-in's).
+    combination : str or None
+        The identified combination, when named (``"p1·p2"``).
+    summary : str
+        A short clause for :meth:`Diagnosis.summary` (``"only p1·p2 is identified; the sampler struggles
+        along the ridge of constant p1·p2"``).
+    sampler_struggles : bool
+        The failure is the sampler struggling along a ridge of non-identification (more draws will not
+        help): the flag the summary and the report read, instead of matching words in ``reason``.
+    """
+
+    verdict: Verdict
+    reason: str = ""
+    kind: str | None = None
+    combination: str | None = None
+    summary: str = ""
+    sampler_struggles: bool = False
 
 
 @dataclass(frozen=True)
