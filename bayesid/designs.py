@@ -24,12 +24,15 @@ No MCMC is run, so dozens of designs can be compared in seconds.
 
 from __future__ import annotations
 
+import contextlib
+import json
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["DesignResult", "DesignComparison", "compare", "compare_model", "compare_mcmc", "McmcDesignComparison"]
+__all__ = ["DesignResult", "DesignComparison", "SimulationDesignComparison", "compare", "compare_model",
+           "compare_mcmc", "McmcDesignComparison"]
 
 
 @dataclass
@@ -47,6 +50,7 @@ class DesignResult:
     n_failed: int = 0
     verdicts: dict = field(default_factory=dict)
     combinations: list = field(default_factory=list)
+    extra: dict = field(default_factory=dict)
 
     @property
     def n_identified(self) -> int:
@@ -121,95 +125,68 @@ class DesignComparison:
 
 
 def _evaluate(spec, design, priors, prior_label, n_prior, n_replicates, lambda_tol, seed, th):
-    from bayesid.diagnostics.combinations import combinations_orthogonal_to, name_combination
-    from bayesid.diagnostics.fisher import _score_function
-    from bayesid.diagnostics.convergence import ConvergenceReport
-    from bayesid.diagnostics.ridges import _normalise_columns, parameter_weights, whitening
-    from bayesid.diagnostics.verdicts import parameter_verdicts
-    from bayesid.pymc_utils import free_parameters, to_unconstrained
+    """Preposterior Fisher analysis of one (design, prior) of a registered model: prior draws from the
+    spec, the information from :func:`bayesid.diagnostics.preposterior.fisher_at_draws` (the core
+    shared with the structural check and the pm.Model path), the verdicts from
+    :func:`_result_from_information` (the same assembly as for any pm.Model).
+
+    Draws for which the spec's simulator reports a failure (``on_fail="nan"``: a gait that falls) are
+    not viable: they are left out and counted in ``DesignResult.n_failed``. Observed variables without a
+    closed-form information use replicate datasets from the spec's own (fast) simulator."""
+    import inspect
+    import warnings
+
+    from bayesid.diagnostics.preposterior import constrained_to_points, fisher_at_draws, value_layout
+    from bayesid.diagnostics.ridges import whitening
+    from bayesid.pymc_utils import free_parameters
 
     d = spec.design(design)
-    ss = np.random.SeedSequence(seed)
-    s_prior, s_white, s_sim = ss.spawn(3)
+    s_prior, s_white, s_sim = np.random.SeedSequence(seed).spawn(3)
     theta = spec.sample_prior(n_prior, priors=priors, random_seed=s_prior)
     white_theta = spec.sample_prior(max(2000, 20 * n_prior), priors=priors, random_seed=s_white)
     data0 = spec.simulate(spec.true_values(), design=d, random_seed=0)
     model = spec.build(data0, design=d, priors=priors)
-    fn, values, obs = _score_function(model)
-    params = free_parameters(model)
-    missing = [o.name for o in obs if o.name not in data0]
+    names, _ = value_layout(model)
+    pts = constrained_to_points(model, theta)
+    white = whitening(constrained_to_points(model, white_theta))
+    obs = [rv.name for rv in model.observed_RVs]
+    missing = [o for o in obs if o not in data0]
     if missing:
         raise KeyError(f"{spec.name}: observed variables {missing} are not keys of simulate()'s output; "
                        "design comparison needs them to match")
-    u_white = to_unconstrained(model, {k: v[:, None] for k, v in white_theta.items()}, sample_ndim=2)
-    u_theta = to_unconstrained(model, {k: v[:, None] for k, v in theta.items()}, sample_ndim=2)
-    flat_white = np.concatenate([u_white[v.name].reshape(len(white_theta[params[0].name]), -1)
-                                 for v in values], axis=1)
-    names = []
-    for v in values:
-        size = int(np.prod(u_white[v.name].shape[2:]))
-        names += [v.name] if u_white[v.name].ndim == 2 else [f"{v.name}[{i}]" for i in range(size)]
-    white = whitening(flat_white)
-    dim = len(names)
-    k = n_replicates or max(20, 10 * dim)
-    import inspect
-
     extra = {"on_fail": "nan"} if "on_fail" in inspect.signature(spec.simulate).parameters else {}
-    # non-viable prior draws (a simulator that reports failures as NaN) are skipped and counted
-    import warnings
+    k = n_replicates or max(20, 10 * len(names))
 
-    with warnings.catch_warnings():  # non-viable draws are counted in DesignResult.n_failed instead
-        warnings.simplefilter("ignore", UserWarning)
-        rep = spec.simulate({n: np.repeat(v, k, axis=0) for n, v in theta.items()}, design=d,
-                            random_seed=s_sim, **extra)
-    acc = np.zeros((dim, dim))
-    used = 0
-    failed = 0
-    for s in range(n_prior):
-        f = np.zeros((dim, dim))
-        ok = True
-        for r in range(k):
-            ys = [rep[o.name][s * k + r] for o in obs]
-            g = fn(*[np.asarray(u_theta[v.name][s, 0], dtype=v.dtype) for v in values], *ys)
-            if not np.all(np.isfinite(g)):
-                ok = False
-                break
-            f += np.outer(g, g)
-        if ok:
-            acc += white.chol.T @ (f / k) @ white.chol
-            used += 1
-        else:
-            failed += 1
-    if used == 0:
+    def simulate(reps):
+        with warnings.catch_warnings():  # non-viable draws are counted in DesignResult.n_failed instead
+            warnings.simplefilter("ignore", UserWarning)
+            out = spec.simulate({n: np.repeat(v, reps, axis=0) for n, v in theta.items()}, design=d,
+                                random_seed=s_sim, **extra)
+        return {o: np.asarray(out[o], float).reshape(n_prior, reps, *np.shape(out[o])[1:]) for o in obs}
+
+    try:  # closed-form information: one simulation per draw only to tell viable draws from failures
+        reps = simulate(1) if extra else None
+        res = fisher_at_draws(model, pts, None, method="exact", lambda_tol=lambda_tol)
+    except ValueError as err:
+        if "No closed-form" not in str(err):
+            raise
+        reps = simulate(k)
+        res = fisher_at_draws(model, pts, None, replicates=reps, n_replicates=k, lambda_tol=lambda_tol)
+    viable = np.ones(n_prior, bool)
+    if reps is not None:
+        for v in reps.values():
+            viable &= np.all(np.isfinite(v.reshape(n_prior, -1)), axis=1)
+    keep = viable[res.ok]  # res holds the draws whose information was finite
+    failed = int(n_prior - keep.sum())
+    if not keep.any():
         raise RuntimeError(f"{spec.name}/{d.name}: every prior draw gave a non-finite score "
                            "(non-viable parameters?); use a prior design with viable draws")
-    wbar = acc / used
-    lam, vec = np.linalg.eigh(wbar)
-    lam = np.clip(lam, 0.0, None)
-    post_w = np.linalg.inv(np.eye(dim) + wbar)
-    L = white.chol
-    ratio = np.einsum("ij,jk,ik->i", L, post_w, L) / np.einsum("ij,ij->i", L, L)
-    trmap = {n: ("log" if "_log__" in n else None) for n in names}
-    disp = _normalise_columns(L @ vec)
-    labels = []
-    for j in np.where(lam < lambda_tol)[0]:
-        big = {n: disp[i, j] for i, n in enumerate(names) if abs(disp[i, j]) >= 0.15}
-        labels.append(name_combination(big, trmap))
-    null = np.where(lam < lambda_tol)[0]
-    combos = []
-    if null.size:
-        combos = [c.name for c in combinations_orthogonal_to(disp[:, null], names, [trmap[n] for n in names])]
-    nat = {p.value_name: p.name for p in params}
-    natural = []
-    for n in names:
-        base, _, rest = n.partition("[")
-        natural.append(nat.get(base, base) + (f"[{rest}" if rest else ""))
-    pc = {n: float(1.0 - ratio[i]) for i, n in enumerate(natural)}
-    verdicts = parameter_verdicts(natural, 1.0 - ratio, parameter_weights(white, vec), 1.0 / (1.0 + lam),
-                                  np.full(dim, 0.5), ConvergenceReport(), th)
-    return DesignResult(d.name, prior_label, names, lam, pc, float(0.5 * np.sum(np.log1p(lam))),
-                        int(np.sum(lam < lambda_tol)), labels, failed,
-                        {n: v[0] for n, v in zip(natural, verdicts)}, combos)
+    from bayesid.diagnostics.preposterior import whiten_result
+
+    res.fisher, res.points = res.fisher[keep], res.points[keep]
+    whiten_result(res, white)
+    return _result_from_information(res.mean_whitened, white, names, free_parameters(model), d.name, prior_label,
+                                    lambda_tol, th, failed)
 
 
 def _validate_compare(spec, designs, priors, n_prior, n_replicates):
@@ -243,42 +220,82 @@ def _validate_compare(spec, designs, priors, n_prior, n_replicates):
     return designs, priors
 
 
+_METHODS = ("fisher", "mcmc", "npe")
+_SIM_OPTIONS = ("n_datasets", "fit_kwargs", "n_simulations", "npe_kwargs", "n_posterior_draws", "executor",
+                "checkpoint", "progressbar")
+
+
+def _check_method(method, options) -> None:
+    from bayesid.errors import BadInputError
+
+    if method not in _METHODS:
+        raise BadInputError(f"method={method!r}; use one of {list(_METHODS)}")
+    unknown = sorted(set(options) - set(_SIM_OPTIONS))
+    if unknown:
+        raise BadInputError(f"unknown option(s) {unknown} for design comparison; options of the mcmc / npe "
+                            f"methods: {list(_SIM_OPTIONS)}")
+
+
 def compare(spec, designs=None, priors=None, n_prior: int = 64, n_replicates: int | None = None,
-            lambda_tol: float = 0.25, random_seed: int = 0, thresholds=None) -> DesignComparison:
+            lambda_tol: float = 0.25, random_seed: int = 0, thresholds=None, method: str = "fisher",
+            **options) -> DesignComparison:
     """Rank experimental and prior designs by how much they are expected to identify.
 
     Parameters
     ----------
-    spec : str or ModelSpec
-        Registered model.
+    spec : str, ModelSpec, pymc.Model or callable
+        Registered model; a ``pm.Model`` or model factory goes to :func:`compare_model`.
     designs : list of str, optional
         Design names (default: all of the model's designs).
     priors : dict of str -> dict, optional
         Named prior designs, each a dict of prior overrides ``{parameter: Prior}``; the default
         priors are always included as ``"default"``.
     n_prior : int
-        Prior draws over which the information is averaged.
+        Prior draws over which the information is averaged (fisher).
     n_replicates : int, optional
-        Replicate datasets per prior draw (default ``max(20, 10·d)``).
+        Replicate datasets per prior draw where the information has no closed form (default
+        ``max(20, 10·d)``).
     lambda_tol : float
         Whitened information below which a direction counts as uninformed.
     random_seed : int
+    method : {"fisher", "mcmc", "npe"}
+        See :func:`compare_model`; mcmc and npe run on the spec's PyMC program (its forward
+        sampler), with the spec's :meth:`sampler_kwargs` for the NUTS fits.
+    **options
+        ``n_datasets, fit_kwargs, n_simulations, npe_kwargs, n_posterior_draws, executor, checkpoint,
+        progressbar`` for mcmc / npe (:func:`compare_model`).
 
     Returns
     -------
     DesignComparison
+        For mcmc / npe a :class:`SimulationDesignComparison` (same table, plus per-dataset records).
+
+    Raises
+    ------
+    BadInputError
+        Unknown design, prior design, parameter, method or option.
     """
     from bayesid import models
     from bayesid.diagnostics.verdicts import Thresholds
+    from bayesid.errors import BadInputError
 
     if not isinstance(spec, str) and not hasattr(spec, "known_answers"):  # a pm.Model or a model factory
-        return compare_model(spec, designs, priors, n_prior=n_prior, n_replicates=n_replicates,
-                             lambda_tol=lambda_tol, random_seed=random_seed, thresholds=thresholds)
+        return compare_model(spec, designs, priors, method=method, n_prior=n_prior, n_replicates=n_replicates,
+                             lambda_tol=lambda_tol, random_seed=random_seed, thresholds=thresholds, **options)
+    _check_method(method, options)
     th = thresholds or Thresholds()
     spec = models.get(spec)
     designs, priors = _validate_compare(spec, designs, priors, n_prior, n_replicates)
     designs = list(designs or spec.designs)
+    for d in designs:
+        try:
+            spec.design(d)
+        except KeyError as err:
+            raise BadInputError(f"unknown design {d!r} of {spec.name}; designs: {sorted(spec.designs)}") from err
     prior_designs = {"default": {}, **(priors or {})}
+    if method != "fisher":
+        space = _SpecSpace(spec, designs, priors)
+        return _simulation_compare(space, method, th, random_seed, n_prior, lambda_tol, **options)
     try:
         from rich.progress import track
     except ImportError:  # pragma: no cover
@@ -341,6 +358,12 @@ class _DesignSpace:
         bad = [k for k, v in designs.items() if not isinstance(v, dict)]
         if bad:
             raise BadInputError(f"design(s) {bad} must each be a dict of values, e.g. {{'x': [...]}}")
+        if priors is not None and not isinstance(priors, dict):
+            raise BadInputError(f"priors must be a dict {{prior design name: {{factory argument: value}}}}, "
+                                f"got {type(priors).__name__}")
+        bad = [k for k, v in (priors or {}).items() if not isinstance(v, dict)]
+        if bad:
+            raise BadInputError(f"prior design(s) {bad} must each be a dict of factory arguments")
         self.designs = designs
         self.priors = {"default": {}, **(priors or {})}
         self.factory = None if isinstance(model, pm.Model) else model
@@ -356,16 +379,26 @@ class _DesignSpace:
         self.name = (getattr(self.factory, "__name__", "model") if self.factory is not None
                      else (model.name or "pm.Model"))
 
-    def model_for(self, design, prior="default"):
-        """``(model, data_values)`` for the named design and prior design."""
-        import pymc as pm
+    def __getstate__(self):  # workers rebuild the models they need (compiled functions do not travel)
+        state = dict(self.__dict__)
+        state["_cache"] = {}
+        return state
 
+    def _check_names(self, design, prior):
         from bayesid.errors import BadInputError
 
         if design not in self.designs:
             raise BadInputError(f"unknown design {design!r}; designs: {sorted(self.designs)}")
         if prior not in self.priors:
             raise BadInputError(f"unknown prior design {prior!r}; prior designs: {sorted(self.priors)}")
+
+    def model_for(self, design, prior="default"):
+        """``(model, data_values)`` for the named design and prior design."""
+        import pymc as pm
+
+        from bayesid.errors import BadInputError
+
+        self._check_names(design, prior)
         if self.factory is None:
             return self.base, dict(self.designs[design])
         key = (design, prior)
@@ -374,27 +407,93 @@ class _DesignSpace:
                 m = self.factory(**self.designs[design], **self.priors[prior])
             except TypeError as err:
                 raise BadInputError(f"the model factory rejected design {design!r} / prior {prior!r}: {err}") from err
+            except ValueError as err:
+                raise BadInputError(f"design {design!r} / prior {prior!r}: the model cannot take these values "
+                                    f"({err})") from err
             if not isinstance(m, pm.Model):
                 raise BadInputError(f"the model factory returned {type(m).__name__}, not a pymc.Model")
             self._cache[key] = m
         return self._cache[key], {}
 
+    def fit_kwargs(self, model) -> dict:
+        """Extra :func:`bayesid.fit` arguments this space's models need (none for a plain model)."""
+        return {}
+
+    def describe(self) -> dict:
+        """JSON-able identity of the designs and priors (checkpoint keys)."""
+        return {"designs": {k: {a: np.asarray(v).tolist() if not isinstance(v, tuple) else repr(v)
+                                for a, v in dv.items()} for k, dv in self.designs.items()},
+                "priors": {k: {a: repr(v) for a, v in pv.items()} for k, pv in self.priors.items()}}
+
+    def check_all(self):
+        """Build every (design, prior) model and set every design once: a design value the model cannot
+        take fails here, before any simulation or fit, with a :class:`BadInputError`."""
+        from bayesid.simulate import simulator_for
+
+        for d in self.designs:
+            for p in self.priors:
+                m, values = self.model_for(d, p)
+                if values:  # pm.Data designs of one model: every value set and simulated once
+                    sim = simulator_for(m)
+                    with sim.design(values):
+                        sim.simulate(sim.sample_prior(1, 0), 0)
+
+
+class _SpecSpace(_DesignSpace):
+    """A registered :class:`~bayesid.models.ModelSpec` as a design space: design names of the spec,
+    prior designs as prior overrides; each model is the spec's PyMC program (built on data simulated at
+    the true values, which only fix the layout)."""
+
+    def __init__(self, spec, designs, priors):
+        self.spec = spec
+        self.designs = {d: spec.design(d) for d in designs}
+        self.priors = {"default": {}, **(priors or {})}
+        self.factory = spec
+        self._cache = {}
+        self.name = spec.name
+
+    def model_for(self, design, prior="default"):
+        self._check_names(design, prior)
+        key = (design, prior)
+        if key not in self._cache:
+            d = self.designs[design]
+            data0 = self.spec.simulate(self.spec.true_values(), design=d, random_seed=0)
+            self._cache[key] = self.spec.build(data0, design=d, priors=self.priors[prior] or None)
+        return self._cache[key], {}
+
+    def fit_kwargs(self, model) -> dict:
+        return dict(self.spec.sampler_kwargs(model))
+
+    def describe(self) -> dict:
+        return {"spec": self.spec.name,
+                "designs": {k: json.loads(json.dumps(d.settings, default=str)) for k, d in self.designs.items()},
+                "priors": {k: {a: repr(v) for a, v in pv.items()} for k, pv in self.priors.items()}}
+
+
+def _design_whitening(sim, values, layout, n_prior, random_seed):
+    """Prior draws (n_prior, for the Fisher screen) and the prior whitening of one design: the same
+    seeds for every design and method (common random numbers), so the fisher, mcmc and npe results of a
+    design share one whitening."""
+    from bayesid.diagnostics.preposterior import flatten_points
+    from bayesid.diagnostics.ridges import whitening
+
+    s_prior, s_white, s_rep = np.random.SeedSequence(random_seed).spawn(3)
+    with sim.design(values):
+        pts = flatten_points(sim.to_unconstrained(sim.sample_prior(n_prior, s_prior)), layout)
+        wpts = flatten_points(sim.to_unconstrained(sim.sample_prior(max(2000, 20 * n_prior), s_white)), layout)
+    return pts, whitening(wpts), s_rep
+
 
 def _fisher_model(space, design, prior, n_prior, n_replicates, lambda_tol, random_seed, th):
-    from bayesid.diagnostics.preposterior import fisher_at_draws, flatten_points, value_layout
-    from bayesid.diagnostics.ridges import whitening
+    from bayesid.diagnostics.preposterior import fisher_at_draws, value_layout
     from bayesid.pymc_utils import free_parameters
     from bayesid.simulate import simulator_for
 
     model, values = space.model_for(design, prior)
     sim = simulator_for(model)
-    # common random numbers: the same seeds, hence the same prior draws, for every design
-    s_prior, s_white, s_rep = np.random.SeedSequence(random_seed).spawn(3)
     names, layout = value_layout(model)
+    pts, white, s_rep = _design_whitening(sim, values, layout, n_prior, random_seed)
     with sim.design(values):
-        pts = flatten_points(sim.to_unconstrained(sim.sample_prior(n_prior, s_prior)), layout)
-        wpts = flatten_points(sim.to_unconstrained(sim.sample_prior(max(2000, 20 * n_prior), s_white)), layout)
-        white = whitening(wpts)
         res = fisher_at_draws(model, pts, white, n_replicates=n_replicates, lambda_tol=lambda_tol,
                               random_seed=s_rep)
     return _result_from_information(res.mean_whitened, white, names, free_parameters(model), design, prior,
@@ -403,9 +502,10 @@ def _fisher_model(space, design, prior, n_prior, n_replicates, lambda_tol, rando
 
 def compare_model(model, designs, priors=None, method: str = "fisher", n_prior: int = 64,
                   n_replicates: int | None = None, n_datasets: int = 20, fit_kwargs=None,
+                  n_simulations: int = 4000, npe_kwargs=None, n_posterior_draws: int = 1000,
                   lambda_tol: float = 0.25, random_seed: int = 0, thresholds=None, executor=None,
                   checkpoint=None, progressbar: bool = True) -> DesignComparison:
-    """Rank the designs of any PyMC model by expected identifiability.
+    """Rank the designs of any PyMC model by expected identifiability, by one of three methods.
 
     Parameters
     ----------
@@ -417,33 +517,54 @@ def compare_model(model, designs, priors=None, method: str = "fisher", n_prior: 
     priors : dict of str -> dict, optional
         Prior designs: extra factory arguments ``{name: {argument: value}}`` (factories only); the
         factory's defaults are always included as ``"default"``.
-    method : {"fisher", "mcmc"}
+    method : {"fisher", "mcmc", "npe"}
         ``"fisher"``: prior-averaged Fisher information (:func:`bayesid.diagnostics.preposterior.
         fisher_at_draws`, shared with the structural check), no sampling. ``"mcmc"``: ``n_datasets``
-        prior-predictive datasets per design, each fitted by :func:`bayesid.fit`
-        (:func:`compare_mcmc`).
+        prior-predictive datasets per design, each fitted by :func:`bayesid.fit`. ``"npe"``: one
+        amortized posterior per design (:class:`bayesid.neural.NPE` trained on ``n_simulations`` of that
+        design's simulations), evaluated on the same ``n_datasets`` datasets the mcmc method fits.
     n_prior, n_replicates, lambda_tol, thresholds
-        As in :func:`compare` (fisher).
-    n_datasets, fit_kwargs, executor, checkpoint
-        As in :func:`compare_mcmc` (mcmc).
+        Fisher screen; ``n_prior`` also sets the size of the prior whitening (``max(2000, 20·n_prior)``
+        draws) every method uses.
+    n_datasets : int
+        Simulated datasets per (design, prior) for mcmc / npe.
+    fit_kwargs : dict, optional
+        For :func:`bayesid.fit` (mcmc; default ``draws=200, tune=200, chains=1``).
+    n_simulations, npe_kwargs, n_posterior_draws
+        NPE training simulations per design, :class:`~bayesid.neural.NPE` arguments (e.g.
+        ``{"epochs": 20}``), posterior draws per dataset.
+    executor : None, int or dask.distributed.Client
+        Where the mcmc datasets (npe: the designs) run, :func:`bayesid.executor.run_jobs`.
+    checkpoint : path, optional
+        A :class:`bayesid.executor.CheckpointStore` directory for mcmc / npe: an interrupted run
+        resumes where it stopped; a store of another comparison is refused.
     random_seed : int
         Common random numbers: every design uses the same seeds (the same prior draws).
 
     Returns
     -------
     DesignComparison
-        For ``"mcmc"``, a :class:`McmcDesignComparison`.
+        For mcmc / npe a :class:`SimulationDesignComparison`: the same table (verdicts, uninformed
+        directions, contraction, ranking rule) from the expected whitened posterior covariance, plus
+        the probability each parameter is identified, the z-score spread and the per-dataset records.
+
+    Raises
+    ------
+    BadInputError
+        Unknown method, design or prior name, design values the model cannot take (a
+        :class:`~bayesid.simulate.DesignValueError`), non-positive sizes.
     """
     from bayesid.diagnostics.verdicts import Thresholds
-    from bayesid.errors import BadInputError
 
-    if method not in ("fisher", "mcmc"):
-        raise BadInputError(f"method={method!r}; use 'fisher' or 'mcmc' (npe is not available for pm.Model yet)")
+    _check_method(method, {})
     space = _DesignSpace(model, designs, priors)
+    space.check_all()
     th = thresholds or Thresholds()
-    if method == "mcmc":
-        return compare_mcmc(space, n_datasets=n_datasets, fit_kwargs=fit_kwargs, random_seed=random_seed,
-                            executor=executor, checkpoint=checkpoint, thresholds=th, progressbar=progressbar)
+    if method != "fisher":
+        return _simulation_compare(space, method, th, random_seed, n_prior, lambda_tol, n_datasets=n_datasets,
+                                   fit_kwargs=fit_kwargs, n_simulations=n_simulations, npe_kwargs=npe_kwargs,
+                                   n_posterior_draws=n_posterior_draws, executor=executor,
+                                   checkpoint=checkpoint, progressbar=progressbar)
     results = []
     for d in space.designs:
         for p in space.priors:
@@ -451,142 +572,275 @@ def compare_model(model, designs, priors=None, method: str = "fisher", n_prior: 
     return DesignComparison(space.name, results, th)
 
 
-def _flat_named(arrays: dict, order) -> tuple[np.ndarray, list]:
-    from bayesid.simulate import component_names
+# ================================================================ mcmc and npe: simulated datasets
+def _dataset(sim, values, i, n_datasets, seeds, theta=None):
+    """Dataset ``i`` of a design (common random numbers: prior draw ``i`` and noise seed ``i`` are the
+    same for every design and for both simulation methods): ``(theta_i, data_i)``. ``theta``: the
+    design's ``n_datasets`` prior draws when already drawn."""
+    s_prior, s_noise = (np.random.SeedSequence(s) for s in seeds[:2])
+    with sim.design(values):
+        if theta is None:
+            theta = sim.sample_prior(n_datasets, s_prior)
+        th_i = {k: v[i:i + 1] for k, v in theta.items()}
+        data = sim.simulate(th_i, np.random.SeedSequence(s_noise.entropy, spawn_key=(i,)))
+    return th_i, data
 
-    cols = [np.asarray(arrays[k], float).reshape(np.shape(arrays[k])[0], -1) for k in order]
-    return np.concatenate(cols, axis=1), component_names(arrays, order)
+
+def _viable(model, point: dict) -> bool:
+    """Whether the model's potentials are finite at the true parameters ``point`` (unconstrained
+    ``{value name: value}``). A dataset simulated at parameters that a ``pm.Potential`` rejects (a gait
+    that falls) is not viable: it is counted, not fitted. Without potentials every prior draw is viable
+    (a proper prior and likelihood are finite almost surely)."""
+    if not model.potentials:
+        return True
+    fn = getattr(model, "_bayesid_potential_fn", None)
+    if fn is None:
+        fn = model.compile_fn(model.logp(vars=model.potentials), inputs=model.value_vars,
+                              on_unused_input="ignore")
+        model._bayesid_potential_fn = fn
+    with np.errstate(all="ignore"):
+        return bool(np.isfinite(fn(point)))
+
+
+def _record(names, truth, draws, divergences=0) -> dict:
+    """JSON-able summary of one dataset's posterior draws ``(S, d)`` (unconstrained, layout order)."""
+    draws = np.asarray(draws, float)
+    return {"names": list(names), "truth": np.asarray(truth, float).tolist(), "mean": draws.mean(0).tolist(),
+            "cov": np.atleast_2d(np.cov(draws, rowvar=False)).tolist(), "divergences": int(divergences),
+            "failed": False}
 
 
 def _mcmc_dataset(space, design, prior, i, n_datasets, seeds, fit_kwargs) -> dict:
-    """Simulate dataset ``i`` of a design (common random numbers: prior draw ``i`` and noise seed ``i``
-    are the same for every design) and fit it with :func:`bayesid.fit`; JSON-able summary."""
+    """Simulate dataset ``i`` of a design and fit it with :func:`bayesid.fit`; JSON-able summary."""
     import pymc as pm
 
+    from bayesid.diagnostics.preposterior import flatten_points, value_layout
     from bayesid.fit import fit
     from bayesid.simulate import simulator_for
 
     model, values = space.model_for(design, prior)
     sim = simulator_for(model)
-    s_prior, s_noise, s_fit = (np.random.SeedSequence(s) for s in seeds)
+    names, layout = value_layout(model)
+    th_i, data = _dataset(sim, values, i, n_datasets, seeds)
     with sim.design(values):
-        theta = sim.sample_prior(n_datasets, s_prior)
-        th_i = {k: v[i:i + 1] for k, v in theta.items()}
-        data = sim.simulate(th_i, np.random.SeedSequence(s_noise.entropy, spawn_key=(i,)))
-        truth_u, names = _flat_named(sim.to_unconstrained(th_i), sim.value_names)
+        truth_dict = sim.to_unconstrained(th_i)
+        truth = flatten_points(truth_dict, layout)[0]
+        if not _viable(model, {k: v[0] for k, v in truth_dict.items()}):
+            return {"names": names, "failed": True}
         fitted = pm.observe(model, {k: v[0] for k, v in data.items()})
         kw = dict(draws=200, tune=200, chains=1, progressbar=False)
+        kw.update(space.fit_kwargs(fitted))
         kw.update(fit_kwargs or {})
-        tree = fit(fitted, random_seed=int(np.random.SeedSequence(s_fit.entropy, spawn_key=(i,))
+        tree = fit(fitted, random_seed=int(np.random.SeedSequence(seeds[2], spawn_key=(i,))
                                             .generate_state(1)[0] % 2**31), **kw)
     post = tree["unconstrained_posterior"].to_dataset()
-    prior_ds = tree["unconstrained_prior"].to_dataset()
-
-    def _draws(ds):
-        arrs = {k: ds[k].values.reshape(-1, *ds[k].shape[2:]) for k in sim.value_names}
-        return _flat_named(arrs, sim.value_names)[0]
-
-    up, uq = _draws(post), _draws(prior_ds)
-    sd = up.std(0, ddof=1)
+    draws = flatten_points({v.name: post[v.name].values.reshape(-1, *post[v.name].shape[2:]) for v, _, _ in layout},
+                           layout)
     div = tree["sample_stats"]["diverging"].values.sum() if "diverging" in tree["sample_stats"] else 0
-    return {"names": names, "contraction": (1.0 - up.var(0, ddof=1) / uq.var(0, ddof=1)).tolist(),
-            "z": ((up.mean(0) - truth_u[0]) / sd).tolist(), "divergences": int(div)}
+    return _record(names, truth, draws, div)
 
 
-@dataclass
-class McmcDesignComparison:
-    """Designs ranked by MCMC on simulated datasets: per (design, prior), the expected contraction of
-    each parameter (unconstrained coordinates), the probability it is identified (contraction at least
-    ``thresholds.identified``) and the spread of its z-scores (≈ 1 for a calibrated posterior).
+@contextlib.contextmanager
+def _torch_threads(n: int):
+    """Run torch on ``n`` intra-op threads (restored after): small networks train ~10× faster on one
+    thread than on oversubscribed cores (measured: 3000 simulations × 15 epochs, 96 s → 8.5 s on the
+    loaded 2-core machine)."""
+    import torch
 
-    ``records`` holds every dataset's summary (the checkpointed results)."""
-
-    model: str
-    records: dict
-    thresholds: object
-    n_datasets: int
-
-    def _rows(self):
-        rows = []
-        for (d, p), recs in self.records.items():
-            c = np.array([r["contraction"] for r in recs])
-            z = np.array([r["z"] for r in recs])
-            names = recs[0]["names"]
-            row = {"design": d, "prior": p}
-            ident = c >= self.thresholds.identified
-            row["identified"] = int((ident.mean(0) >= 0.5).sum())  # parameters identified in most datasets
-            for j, n in enumerate(names):
-                row[f"contraction[{n}]"] = float(c[:, j].mean())
-                row[f"contraction_se[{n}]"] = float(c[:, j].std(ddof=1) / np.sqrt(len(c))) if len(c) > 1 else np.nan
-                row[f"p_identified[{n}]"] = float(ident[:, j].mean())
-                row[f"z_sd[{n}]"] = float(z[:, j].std(ddof=1)) if len(z) > 1 else np.nan
-            row["divergences"] = int(sum(r["divergences"] for r in recs))
-            rows.append(row)
-        return rows
-
-    @property
-    def table(self) -> pd.DataFrame:
-        df = pd.DataFrame(self._rows())
-        cs = [c for c in df.columns if c.startswith("contraction[")]
-        df["mean_contraction"] = df[cs].mean(axis=1)
-        df = df.sort_values(["identified", "mean_contraction"], ascending=False)
-        df.insert(0, "rank", np.arange(1, len(df) + 1))
-        return df.set_index(["design", "prior"])
-
-    @property
-    def best(self) -> tuple:
-        return self.table.index[0]
-
-    def __repr__(self):
-        return f"<McmcDesignComparison {self.model}, {self.n_datasets} datasets per design>\n{self.table.to_string()}"
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
 
 
-def compare_mcmc(space, n_datasets=20, fit_kwargs=None, random_seed=0, executor=None, checkpoint=None,
-                 thresholds=None, progressbar=True) -> McmcDesignComparison:
-    """Fit ``n_datasets`` prior-predictive datasets per (design, prior) with :func:`bayesid.fit`.
+def _npe_design(space, design, prior, n_datasets, seeds, n_simulations, npe_kwargs, n_posterior_draws) -> dict:
+    """Train one NPE on ``n_simulations`` simulations of a design and summarise its posterior on the
+    design's ``n_datasets`` datasets (the same ones the mcmc method fits)."""
+    from bayesid.diagnostics.preposterior import flatten_points, value_layout
+    from bayesid.neural import NPE
+    from bayesid.simulate import simulator_for
 
-    Parameters
-    ----------
-    space : _DesignSpace
-        From :func:`compare_model`.
-    n_datasets : int
-    fit_kwargs : dict, optional
-        For :func:`bayesid.fit` (default ``draws=200, tune=200, chains=1``).
-    random_seed : int
-        Common random numbers: dataset ``i`` of every design uses the same prior draw and seeds.
-    executor : None, int or dask.distributed.Client
-        See :func:`bayesid.executor.run_jobs`.
-    checkpoint : path, optional
-        A :class:`bayesid.executor.CheckpointStore` directory keyed by the model fingerprint, designs,
-        priors, seed and settings: an interrupted run resumes where it stopped.
-    """
-    from bayesid.diagnostics.verdicts import Thresholds
+    model, values = space.model_for(design, prior)
+    sim = simulator_for(model)
+    names, layout = value_layout(model)
+    s_train, s_sim, s_draw = np.random.SeedSequence(seeds[3]).spawn(3)
+    kw = {"random_seed": int(s_train.generate_state(1)[0] % 2**31)}
+    kw.update(npe_kwargs or {})
+    with _torch_threads(1):  # parallelism comes from the executor's workers, as for the mcmc fits
+        est = NPE(**kw).fit(model, n_simulations=int(n_simulations), design=values, simulation_seed=s_sim)
+    if list(est.unconstrained_names) != list(names):  # the same layout as the fisher screen and mcmc
+        raise RuntimeError(f"NPE parameters {est.unconstrained_names} differ from the model's {names}")
+    recs, viable, truths, datas = [], [], [], []
+    with sim.design(values):
+        theta = sim.sample_prior(int(n_datasets), np.random.SeedSequence(seeds[0]))
+    for i in range(int(n_datasets)):
+        th_i, data = _dataset(sim, values, i, n_datasets, seeds, theta)
+        with sim.design(values):
+            td = sim.to_unconstrained(th_i)
+            ok = _viable(model, {k: v[0] for k, v in td.items()})
+        viable.append(ok)
+        truths.append(flatten_points(td, layout)[0])
+        datas.append(data)
+    idx = [i for i, ok in enumerate(viable) if ok]
+    draws = None
+    if idx:
+        batch = {k: np.concatenate([datas[i][k] for i in idx]) for k in datas[0]}
+        with _torch_threads(1):
+            draws = est.sample(batch, int(n_posterior_draws), random_seed=s_draw)
+    j = 0
+    for i in range(int(n_datasets)):
+        if viable[i]:
+            recs.append(_record(names, truths[i], draws[j]))
+            j += 1
+        else:
+            recs.append({"names": names, "failed": True})
+    meta = est.meta
+    return {"records": recs, "training": {"converged": bool(est.converged()),
+                                          "seconds": float(meta.get("train_seconds", np.nan)),
+                                          "n_simulations": int(meta["n_train"]),
+                                          "final_val_loss": float(est.history["val_loss"][-1])}}
+
+
+def _simulation_compare(space, method, th, random_seed, n_prior, lambda_tol, n_datasets=20, fit_kwargs=None,
+                        n_simulations=4000, npe_kwargs=None, n_posterior_draws=1000, executor=None,
+                        checkpoint=None, progressbar=True) -> SimulationDesignComparison:
+    """mcmc / npe over every (design, prior) of ``space``: jobs through :func:`bayesid.executor.run_jobs`
+    (one per dataset for mcmc, one per design for npe), checkpointed, then summarised per design by
+    :func:`_result_from_information` on the expected whitened posterior covariance."""
     from bayesid.errors import BadInputError
     from bayesid.executor import CheckpointStore, run_jobs
     from bayesid.pymc_utils import model_fingerprint
 
-    if isinstance(n_datasets, bool) or not isinstance(n_datasets, (int, np.integer)) or n_datasets < 1:
-        raise BadInputError(f"n_datasets must be a positive integer, got {n_datasets!r}")
-    th = thresholds or Thresholds()
-    seeds = [int(s.generate_state(1)[0]) for s in np.random.SeedSequence(random_seed).spawn(3)]
+    for name, v, lo in (("n_datasets", n_datasets, 2), ("n_simulations", n_simulations, 10),
+                        ("n_posterior_draws", n_posterior_draws, 10), ("n_prior", n_prior, 1)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
+            raise BadInputError(f"{name} must be an integer of at least {lo}, got {v!r}")
+    n_datasets = int(n_datasets)
+    seeds = [int(s.generate_state(1)[0]) for s in np.random.SeedSequence(random_seed).spawn(4)]
     pairs = [(d, p) for d in space.designs for p in space.priors]
+    settings = ({"fit_kwargs": fit_kwargs or {}} if method == "mcmc" else
+                {"n_simulations": int(n_simulations), "npe_kwargs": npe_kwargs or {},
+                 "n_posterior_draws": int(n_posterior_draws)})
     store = None
     if checkpoint is not None:
-        fps = {}
-        for d, p in pairs:
-            m, values = space.model_for(d, p)
-            fps[f"{d}/{p}"] = model_fingerprint(m, observed=False)
-        key = {"kind": "designs.mcmc", "models": fps, "designs": {k: {a: np.asarray(v).tolist() for a, v in dv.items()}
-                                                                 for k, dv in space.designs.items()},
-               "priors": {k: {a: repr(v) for a, v in pv.items()} for k, pv in space.priors.items()},
-               "random_seed": random_seed, "n_datasets": int(n_datasets), "fit_kwargs": fit_kwargs or {}}
+        fps = {f"{d}/{p}": model_fingerprint(space.model_for(d, p)[0], observed=False) for d, p in pairs}
+        key = {"kind": f"designs.{method}", "models": fps, **space.describe(), "random_seed": random_seed,
+               "n_datasets": n_datasets, **settings}
         store = CheckpointStore(checkpoint, key)
-    jobs = [(f"{d}|{p}|{i}", (space, d, p, i, int(n_datasets), seeds, fit_kwargs))
-            for d, p in pairs for i in range(int(n_datasets))]
-    res = run_jobs(_mcmc_dataset, jobs, executor=executor, checkpoint=store, progressbar=progressbar,
-                   description=f"fitting datasets of {space.name}")
-    records = {(d, p): [res[f"{d}|{p}|{i}"] for i in range(int(n_datasets))] for d, p in pairs}
-    return McmcDesignComparison(space.name, records, th, int(n_datasets))
+    if method == "mcmc":
+        jobs = [(f"{d}|{p}|{i}", (space, d, p, i, n_datasets, seeds, fit_kwargs))
+                for d, p in pairs for i in range(n_datasets)]
+        res = run_jobs(_mcmc_dataset, jobs, executor=executor, checkpoint=store, progressbar=progressbar,
+                       description=f"fitting datasets of {space.name}")
+        records = {(d, p): [res[f"{d}|{p}|{i}"] for i in range(n_datasets)] for d, p in pairs}
+        training = {}
+    else:
+        jobs = [(f"npe|{d}|{p}", (space, d, p, n_datasets, seeds, n_simulations, npe_kwargs, n_posterior_draws))
+                for d, p in pairs]
+        res = run_jobs(_npe_design, jobs, executor=executor, checkpoint=store, progressbar=progressbar,
+                       description=f"training one NPE per design of {space.name}")
+        records = {(d, p): res[f"npe|{d}|{p}"]["records"] for d, p in pairs}
+        training = {(d, p): res[f"npe|{d}|{p}"]["training"] for d, p in pairs}
+    results = [_summarise(space, d, p, records[(d, p)], n_prior, lambda_tol, random_seed, th) for d, p in pairs]
+    return SimulationDesignComparison(space.name, results, th, method=method, records=records,
+                                      n_datasets=n_datasets, training=training)
+
+
+def _summarise(space, design, prior, recs, n_prior, lambda_tol, random_seed, th) -> DesignResult:
+    """One design's records → :class:`DesignResult`: ``R̄`` = mean whitened posterior covariance over
+    the datasets; the equivalent information ``W̄ = R̄⁻¹ − I`` goes through the same assembly as the
+    Fisher screen (for a linear-Gaussian model the two are equal). Per parameter also: probability of
+    being identified (contraction ≥ ``th.identified``), mean contraction and its standard error,
+    spread of the z-scores."""
+    from bayesid.diagnostics.preposterior import value_layout
+    from bayesid.pymc_utils import free_parameters
+    from bayesid.simulate import simulator_for
+
+    model, values = space.model_for(design, prior)
+    names, layout = value_layout(model)
+    _, white, _ = _design_whitening(simulator_for(model), values, layout, n_prior, random_seed)
+    ok = [r for r in recs if not r.get("failed")]
+    if not ok:
+        raise RuntimeError(f"{space.name}/{design}/{prior}: no simulated dataset was viable")
+    Linv = np.linalg.inv(white.chol)
+    covs = np.array([r["cov"] for r in ok], float).reshape(len(ok), len(names), len(names))
+    Rw = np.einsum("ij,sjk,lk->sil", Linv, covs, Linv)
+    rbar = 0.5 * (Rw.mean(0) + Rw.mean(0).T)
+    lam_r, vec_r = np.linalg.eigh(rbar)
+    wbar = vec_r @ np.diag(1.0 / np.clip(lam_r, 1e-12, None) - 1.0) @ vec_r.T
+    res = _result_from_information(wbar, white, names, free_parameters(model), design, prior, lambda_tol, th,
+                                   len(recs) - len(ok))
+    prior_var = np.einsum("ij,ij->i", white.chol, white.chol)
+    c = 1.0 - np.array([np.diag(cv) for cv in covs]) / prior_var
+    z = np.array([(np.array(r["mean"]) - np.array(r["truth"])) / np.sqrt(np.diag(np.array(r["cov"])))
+                  for r in ok])
+    natural = list(res.predicted_contraction)
+    n = len(ok)
+    res.extra = {}
+    for j, nm in enumerate(natural):
+        res.extra[f"p_identified[{nm}]"] = float(np.mean(c[:, j] >= th.identified))
+        res.extra[f"contraction_se[{nm}]"] = float(c[:, j].std(ddof=1) / np.sqrt(n)) if n > 1 else np.nan
+        res.extra[f"z_sd[{nm}]"] = float(z[:, j].std(ddof=1)) if n > 1 else np.nan
+    # per dataset: uninformed directions of its own whitened posterior (ratio ≥ th.ridge)
+    n_unf = np.array([(np.linalg.eigvalsh(0.5 * (r_ + r_.T)) >= th.ridge).sum() for r_ in Rw])
+    res.extra["p_uninformed_direction"] = float(np.mean(n_unf > 0))
+    res.extra["divergences"] = int(sum(r.get("divergences", 0) for r in ok))
+    return res
+
+
+@dataclass
+class SimulationDesignComparison(DesignComparison):
+    """Designs ranked from posteriors on simulated datasets (method ``"mcmc"``: NUTS fits by
+    :func:`bayesid.fit`; ``"npe"``: one amortized posterior per design).
+
+    The table has the columns of the Fisher screen's (same ranking rule, verdicts from the expected
+    whitened posterior covariance ``R̄``, whose equivalent information is ``R̄⁻¹ − I``) plus, per
+    parameter, ``p_identified[...]`` (share of datasets with contraction ≥ ``thresholds.identified``),
+    ``contraction_se[...]`` and ``z_sd[...]`` (≈ 1 for a calibrated posterior), and
+    ``p_uninformed_direction`` (share of datasets whose own posterior keeps a direction at ≥
+    ``thresholds.ridge`` of its prior variance).
+
+    Attributes
+    ----------
+    method : str
+    records : dict
+        ``{(design, prior): [per-dataset summary]}`` (what the checkpoint stores).
+    n_datasets : int
+    training : dict
+        npe only: per (design, prior) ``converged``, ``seconds``, ``n_simulations``, ``final_val_loss``.
+    """
+
+    method: str = "mcmc"
+    records: dict = field(default_factory=dict)
+    n_datasets: int = 0
+    training: dict = field(default_factory=dict)
+
+    @property
+    def table(self) -> pd.DataFrame:
+        t = super().table
+        extra = pd.DataFrame({(r.design, r.prior): getattr(r, "extra", {}) for r in self.results}).T
+        extra.index = extra.index.set_names(["design", "prior"])
+        return t.join(extra)
+
+    def __repr__(self):
+        cols = ["rank", "identified", "uninformed_directions", "uninformed", "p_uninformed_direction"]
+        return (f"<SimulationDesignComparison {self.model}: {self.method}, {self.n_datasets} datasets per "
+                f"design>\n{self.table[cols].to_string()}")
+
+
+McmcDesignComparison = SimulationDesignComparison  # the name of earlier versions
+
+
+def compare_mcmc(space, n_datasets=20, fit_kwargs=None, random_seed=0, executor=None, checkpoint=None,
+                 thresholds=None, progressbar=True, n_prior=64, lambda_tol=0.25) -> SimulationDesignComparison:
+    """The mcmc method on a design space (see :func:`compare_model`)."""
+    from bayesid.diagnostics.verdicts import Thresholds
+
+    return _simulation_compare(space, "mcmc", thresholds or Thresholds(), random_seed, n_prior, lambda_tol,
+                               n_datasets=n_datasets, fit_kwargs=fit_kwargs, executor=executor,
+                               checkpoint=checkpoint, progressbar=progressbar)
 
 
 def load_model_factory(target: str):

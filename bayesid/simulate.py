@@ -28,10 +28,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bayesid.errors import BadInputError
+
 __all__ = ["ModelSimulator", "Simulations", "DesignValueError", "component_names", "simulator_for"]
 
 
-class DesignValueError(ValueError):
+class DesignValueError(BadInputError):
     """A design asks for data-container values the model cannot take (unknown name, wrong shape)."""
 
 

@@ -166,3 +166,132 @@ def test_cli_designs_on_a_users_pymc_file(tmp_path, capsys):
     assert "beta1 - beta2" in out
     table = (tmp_path / "d.csv").read_text().splitlines()
     assert table[1].startswith("distinct")
+
+
+# ---------------------------------------------------------------- three methods on a line: y ~ N(a + b·x, σ)
+_SIGMA, _N = 0.5, 10
+_LINE = {"constant": {"x": np.ones(_N)}, "narrow": {"x": np.linspace(0.6, 1.4, _N)},
+         "spread": {"x": np.linspace(-1.0, 1.0, _N)}}
+
+
+def _line_model():
+    """y_i ~ N(a + b·x_i, 0.5), a, b ~ N(0, 1); the design is the pm.Data x."""
+    import pymc as pm
+
+    with pm.Model() as m:
+        x = pm.Data("x", np.linspace(-1.0, 1.0, _N))
+        a = pm.Normal("a", 0.0, 1.0)
+        b = pm.Normal("b", 0.0, 1.0)
+        pm.Normal("y", a + b * x, _SIGMA, observed=np.zeros(_N), shape=x.shape)
+    return m
+
+
+def _line_contraction(x):
+    """Known answer (linear-Gaussian, σ known): posterior covariance (I + XᵀX/σ²)⁻¹ with X = [1, x], the
+    same for every dataset, so the expected contraction is 1 − its diagonal: constant x ≡ 1 identifies
+    only a + b (a − b keeps its prior variance 2, so each of a, b contracts at most 1/2: 0.494);
+    narrow x ∈ [0.6, 1.4]: 0.77, 0.78; spread x ∈ [−1, 1] (control, identifies both): 0.976, 0.942."""
+    X = np.column_stack([np.ones(len(x)), x])
+    return 1.0 - np.diag(np.linalg.inv(np.eye(2) + X.T @ X / _SIGMA**2))
+
+
+_RANKING = ["spread", "narrow", "constant"]
+
+
+def _check_structure(dc):
+    """The known ranking and directions: constant x leaves one uninformed direction (a − b) and
+    identifies a + b; narrow and spread leave none."""
+    assert [d for d, _ in dc.table.index] == _RANKING
+    by = {r.design: r for r in dc.results}
+    assert by["constant"].n_uninformed == 1 and by["constant"].combinations == ["a + b"]
+    assert by["narrow"].n_uninformed == 0 and by["spread"].n_uninformed == 0
+
+
+def test_line_designs_by_fisher_match_the_algebra():
+    """The Fisher screen is exact for this linear-Gaussian model; the only error is the prior whitening
+    from 2000 prior draws: relative error of a variance √(2/2000), so |ĉ − c| < 4·(1 − c)·√(2/2000)."""
+    dc = designs.compare(_line_model(), _LINE, n_prior=8, random_seed=0)
+    _check_structure(dc)
+    for r in dc.results:
+        c = _line_contraction(_LINE[r.design]["x"])
+        got = np.array([r.predicted_contraction[p] for p in ("a", "b")])
+        assert np.all(np.abs(got - c) < 4 * (1 - c) * np.sqrt(2 / 2000)), (r.design, got, c)
+
+
+@pytest.mark.slow
+def test_line_designs_by_mcmc_match_the_algebra():
+    """MCMC on 4 datasets per design (1 chain × 300 draws, ESS ≥ 150 assumed): the expected contraction is
+    the mean of per-dataset posterior/prior variance ratios, relative sd √(2/(150·4)) each plus the
+    whitening's √(2/2000): |ĉ − c| < 4·(1 − c)·√(2/600 + 2/2000). Ranking and directions as the algebra."""
+    dc = designs.compare_model(_line_model(), _LINE, method="mcmc", n_datasets=4, n_prior=8,
+                               fit_kwargs={"draws": 300, "tune": 300}, random_seed=0, progressbar=False)
+    _check_structure(dc)
+    t = dc.table
+    for d, x in _LINE.items():
+        c = _line_contraction(x)
+        got = np.array([t.loc[(d, "default"), f"contraction[{p}]"] for p in ("a", "b")])
+        assert np.all(np.abs(got - c) < 4 * (1 - c) * np.sqrt(2 / 600 + 2 / 2000)), (d, got, c)
+    assert t.loc[("spread", "default"), "p_identified[a]"] == 1.0
+    assert t.loc[("constant", "default"), "p_uninformed_direction"] == 1.0
+
+
+@pytest.mark.slow
+@pytest.mark.slice
+@pytest.mark.neural
+def test_line_designs_by_npe_agree():
+    """One NPE per design (4000 simulations, 20 epochs), evaluated on 200 datasets per design: the ranking
+    and directions of the algebra. Known bound: under constant x the ridge a − b keeps its prior variance
+    2, so any correct posterior contracts a and b by at most 1/2 (0.494): ĉ < 0.5 + 4·se; narrow and
+    spread contract both beyond 1/2 (0.77 … 0.98). Calibration: for z-scores of a calibrated posterior
+    sd(z) = 1 with sampling sd 1/√(2·200) = 0.05: |sd(z) − 1| < 4·0.05."""
+    pytest.importorskip("zuko")
+    dc = designs.compare_model(_line_model(), _LINE, method="npe", n_datasets=200, n_prior=8, n_simulations=4000,
+                               npe_kwargs={"epochs": 20, "lr": 3e-3}, n_posterior_draws=500, random_seed=0,
+                               progressbar=False)
+    _check_structure(dc)
+    t = dc.table
+    for p in ("a", "b"):
+        assert t.loc[("constant", "default"), f"contraction[{p}]"] < 0.5 + 4 * t.loc[("constant", "default"),
+                                                                                     f"contraction_se[{p}]"]
+        for d in ("narrow", "spread"):
+            assert t.loc[(d, "default"), f"contraction[{p}]"] > 0.5
+        assert np.all(np.abs(t[f"z_sd[{p}]"] - 1) < 4 / np.sqrt(2 * 200)), t[f"z_sd[{p}]"]
+    assert set(dc.training) == {(d, "default") for d in _LINE}
+
+
+def test_design_comparison_bad_input():
+    """Unknown design, prior design, parameter, method or option, and design values a model cannot take:
+    clear errors before anything is simulated or fitted."""
+    import pymc as pm
+
+    from bayesid.errors import BadInputError
+    from bayesid.simulate import DesignValueError
+
+    with pytest.raises(BadInputError, match="unknown design 'nope'"):
+        designs.compare("toy.collinear", designs=["nope"], n_prior=4)
+    with pytest.raises(BadInputError, match="prior design 'wide'"):
+        designs.compare("toy.collinear", priors={"wide": {"nope": Prior("normal", {"mu": 0, "sigma": 1})}})
+    with pytest.raises(BadInputError, match="method='laplace'"):
+        designs.compare("toy.collinear", method="laplace")
+    with pytest.raises(BadInputError, match="unknown option"):
+        designs.compare("toy.collinear", method="mcmc", n_dataset=3)
+    m = _line_model()
+    with pytest.raises(BadInputError, match="method="):
+        designs.compare_model(m, _LINE, method="nuts")
+    with pm.Model() as fixed:  # observed shape fixed at 10: a design with 3 values cannot be simulated
+        x = pm.Data("x", np.zeros(_N))
+        pm.Normal("y", pm.Normal("a") * x, 1.0, observed=np.zeros(_N))
+    with pytest.raises(DesignValueError, match="shape=x.shape"):
+        designs.compare_model(fixed, {"short": {"x": np.ones(3)}}, n_prior=4)
+    with pytest.raises(BadInputError, match="rejected by the model"):
+        designs.compare_model(m, {"text": {"x": ["a", "b"]}}, n_prior=4)
+
+    def build(x, slope_sd=1.0):
+        with pm.Model() as f:
+            pm.Normal("y", pm.Normal("b", 0, slope_sd) * np.asarray(x), 1.0, observed=np.zeros(len(x)))
+        return f
+
+    with pytest.raises(BadInputError, match="rejected design 'd' / prior 'wide'"):
+        designs.compare_model(build, {"d": {"x": np.ones(3)}}, priors={"wide": {"slope": 2.0}}, n_prior=4)
+    with pytest.raises(BadInputError, match="n_datasets"):
+        designs.compare_model(build, {"d": {"x": np.ones(3)}}, method="mcmc", n_datasets=0)
