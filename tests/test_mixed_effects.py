@@ -245,3 +245,46 @@ def test_mixed_effects_notebook_runs(tmp_path, monkeypatch):
     assert "size: tiny" in text and "contraction of gamma" in text and "probe accuracy" in text
     if os.environ.get("BAYESID_SAVE_NOTEBOOK"):
         nbformat.write(nb, os.environ["BAYESID_SAVE_NOTEBOOK"])
+
+
+def test_rmse_interval_from_the_number_of_test_clusters():
+    """The 95 % interval of an RMSE over n clusters covers the true error sd at the nominal rate (normal
+    approximation of the mean of squares): over 400 simulated tables of n = 20 errors, coverage 0.95 ± 3 se."""
+    from bayesid.neural.mixed import _rmse_row
+
+    rng = np.random.default_rng(0)
+    hits = [(r["lo"] <= 1.0 <= r["hi"]) for r in (_rmse_row(rng.standard_normal(20) ** 2, "c") for _ in range(400))]
+    cover = float(np.mean(hits))
+    assert abs(cover - 0.95) < 3 * np.sqrt(0.95 * 0.05 / 400) + 0.03  # 0.03: the normal approximation at n = 20
+    r = _rmse_row(np.full(5, 4.0), "test clusters")
+    assert r["rmse"] == 2.0 and r["n"] == 5 and r["n_of"] == "test clusters"
+
+
+@pytest.mark.slow
+def test_seen_vs_unseen_table_known_answers():
+    """Seen vs unseen clusters, per direction, for the three networks and the exact posterior mean (small).
+
+    Known answers: on seen clusters the posterior mean's intercept error is the posterior sd of the cluster
+    mean, ≈ σ/√n (0.16 here); on unseen clusters nothing can predict the random intercept, so every
+    estimator's intercept RMSE is at least ≈ τ = 1 (interval reaches 0.8); the cluster-blind network
+    (negative control) cannot use cluster labels, so its seen-cluster intercept error stays far above σ/√n.
+    Intervals come from the number of test clusters (n = clusters × replicates)."""
+    from bayesid.neural.mixed import TRUE_PARAMS, cluster_study
+
+    torch.set_num_threads(1)
+    J, n, J_test, reps = 8, 10, 10, 2
+    st = cluster_study("between", n_train_clusters=J, n_per=n, n_test_clusters=J_test, n_replicates=reps,
+                       epochs=80, width=16, random_seed=0)
+    t = st.table.set_index(["estimator", "clusters", "direction"])
+    ests = ["cluster-blind", "mixed-effects", "ARMED (adversarial)", "posterior mean"]
+    for e in ests:
+        for kind, n_cl in (("seen", J * reps), ("unseen", J_test * reps)):
+            for d in ("intercept", "slope", "prediction"):
+                row = t.loc[(e, kind, d)]
+                assert row.n == n_cl and row.lo <= row.rmse <= row.hi
+        assert t.loc[(e, "unseen", "intercept")].hi > 0.8 * TRUE_PARAMS["tau"]
+    pm_seen = t.loc[("posterior mean", "seen", "intercept")]
+    s_n = TRUE_PARAMS["sigma"] / np.sqrt(n)
+    assert pm_seen.lo <= s_n <= pm_seen.hi, (pm_seen, s_n)
+    assert t.loc[("cluster-blind", "seen", "intercept")].lo > 2 * s_n
+    assert "unseen" in st.pivot().columns.get_level_values(0)
