@@ -76,9 +76,13 @@ class Combination:
         return f"Combination({self.name!r}, contraction={self.contraction:.3f})"
 
 
+_SIMPLE_FLOAT = [(f, float(f)) for f in _SIMPLE]  # float(Fraction) once, not per call (speed only)
+
+
 def _snap(x, tol):
-    for f in _SIMPLE:
-        if abs(abs(x) - float(f)) <= tol * float(f):
+    ax = abs(x)
+    for f, ff in _SIMPLE_FLOAT:
+        if abs(ax - ff) <= tol * ff:
             return f if x > 0 else -f
     return None
 
@@ -272,8 +276,9 @@ def variance_ratio(coefficients: dict, names: list, prior_unc: np.ndarray, poste
     """Posterior/prior variance ratio of ``cᵀθ`` from unconstrained draws."""
     c = np.array([coefficients.get(n, 0.0) for n in names], float)
     d = len(names)
-    vp = np.var(np.asarray(prior_unc, float).reshape(-1, d) @ c, ddof=1)
-    vq = np.var(np.asarray(posterior_unc, float).reshape(-1, d) @ c, ddof=1)
+    nz = np.flatnonzero(c)  # only the columns the combination uses (a d-column product was 36 ms at d=200)
+    vp = np.var(np.asarray(prior_unc, float).reshape(-1, d)[:, nz] @ c[nz], ddof=1)
+    vq = np.var(np.asarray(posterior_unc, float).reshape(-1, d)[:, nz] @ c[nz], ddof=1)
     return float(vq / vp)
 
 

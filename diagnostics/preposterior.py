@@ -72,6 +72,13 @@ import numpy as np
 
 __all__ = ["DrawFisher", "fisher_at_draws", "value_layout", "prior_points", "EXACT_DISTRIBUTIONS"]
 
+#: ``jacobian="auto"`` uses the compressed (sparse) Jacobian above this many coordinates.
+SPARSE_MIN_DIM = 12
+
+#: PyTensor mode of the sparse path's function: no C/numba compilation (numba took 5 s on a 200-group
+#: Jacobian graph); its few batched forward products are whole-array NumPy operations.
+FISHER_MODE = "FAST_COMPILE"
+
 #: Observed distributions whose Fisher information is used in closed form (pytensor op names).
 EXACT_DISTRIBUTIONS = ("normal", "lognormal", "t", "halfnormal", "binomial", "bernoulli", "poisson",
                        "exponential")
@@ -116,6 +123,9 @@ class DrawFisher:
     seconds : float
         Wall time of the evaluation (compilation excluded: see ``compile_seconds``).
     compile_seconds : float
+    jacobian : str
+        How the closed-form part's Jacobian was computed (``"dense"``, or ``"sparse (…)"`` with the
+        number of forward products per draw and of draws that needed the full Jacobian).
     """
 
     names: list
@@ -134,6 +144,7 @@ class DrawFisher:
     methods: dict = field(default_factory=dict)
     seconds: float = 0.0
     compile_seconds: float = 0.0
+    jacobian: str = ""
 
     @property
     def n_failed(self) -> int:
@@ -172,10 +183,12 @@ def value_layout(model):
         Component names (see :class:`DrawFisher`).
     layout : list of (value_var, shape, slice)
     """
-    ip = model.initial_point()
+    static = [tuple(v.type.shape) for v in model.value_vars]
+    # static shapes where PyTensor knows them (no compilation); the initial point otherwise
+    ip = None if all(None not in sh for sh in static) else model.initial_point()
     names, layout, start = [], [], 0
-    for v in model.value_vars:
-        shape = tuple(np.shape(ip[v.name]))
+    for v, sh in zip(model.value_vars, static):
+        shape = sh if ip is None else tuple(np.shape(ip[v.name]))
         size = int(np.prod(shape, dtype=int))
         layout.append((v, shape, slice(start, start + size)))
         names += [v.name] if shape == () else [f"{v.name}[{i}]" for i in range(size)]
@@ -285,8 +298,11 @@ def _unbroadcast(phi, w, value):
     return phi, pt.broadcast_to(w_u, phi.shape)
 
 
-def _build(model, x, layout, method):
-    """Graph pieces: exact Gauss–Newton matrix, latent-level Jacobians, replicate-based observed RVs."""
+def _build(model, x, layout, method, jac="dense"):
+    """Graph pieces: exact Gauss–Newton matrix (``jac="dense"``) or its weights and the parameter
+    vector φ(x) whose Jacobian the sparse path compresses (``jac="sparse"``), latent-level Jacobians,
+    replicate-based observed RVs. Returns ``outputs, latent, mc, methods, phi`` (phi None without
+    closed-form rows)."""
     import pytensor.tensor as pt
     from pytensor.gradient import jacobian
     from pytensor.graph.replace import graph_replace
@@ -315,13 +331,17 @@ def _build(model, x, layout, method):
             mc.append(rv)
             methods[rv.name] = "replicates"
     outputs = []
+    phi = None
     if rows:
         phi = pt.concatenate(rows)
         w = pt.concatenate(weights)
-        J = jacobian(phi, x, vectorize=True, disconnected_inputs="ignore")
-        outputs.append(pt.dot(J.T, w[:, None] * J))
+        if jac == "dense":
+            J = jacobian(phi, x, vectorize=True, disconnected_inputs="ignore")
+            outputs.append(pt.dot(J.T, w[:, None] * J))
+        else:
+            outputs.append(pt.broadcast_to(w, phi.shape))
     else:
-        outputs.append(pt.zeros((x.shape[0], x.shape[0])))
+        outputs.append(pt.zeros((x.shape[0], x.shape[0])) if jac == "dense" else pt.zeros((0,)))
     latent = []
     slices = {v: sl for v, _, sl in layout}
     for rv in model.free_RVs:
@@ -344,7 +364,99 @@ def _build(model, x, layout, method):
                     jacobian(ls.ravel(), x, vectorize=True, disconnected_inputs="ignore")]
         latent.append((rv.name, slices[model.rvs_to_values[rv]], tuple(value.type.shape)))
     methods["latent"] = [lt[0] for lt in latent]
-    return outputs, latent, mc, methods
+    return outputs, latent, mc, methods, phi
+
+
+def _jvp_graph(phi, x):
+    """``J V`` for a batch of seed directions ``V`` (k, d): forward-mode products of φ's Jacobian,
+    shape (k, rows), each as cheap as about two gradient evaluations."""
+    import pytensor.tensor as pt
+    import pytensor.gradient as grad
+    from pytensor.graph.replace import vectorize_graph
+
+    v = pt.dvector("seed")
+    V = pt.dmatrix("seeds")
+    push = getattr(grad, "pushforward", None)  # PyTensor ≥ 2.32; Rop before
+    jv = push(phi, x, v, disconnected_outputs="ignore") if push else grad.Rop(phi, x, v)
+    return V, vectorize_graph(jv, replace={v: V})
+
+
+def _dense_jacobian(fn, x0, d, n_out, chunk=256):
+    """The full Jacobian (rows, d) from ``d`` forward products (identity seeds, in chunks)."""
+    cols = []
+    eye = np.eye(d)
+    for a in range(0, d, chunk):
+        with np.errstate(all="ignore"):
+            cols.append(np.asarray(fn(x0, eye[a:a + chunk])[n_out], float))
+    return np.concatenate(cols, axis=0).T
+
+
+def _color_columns(P):
+    """Greedy (largest degree first) colouring of the column-intersection graph of a sparsity pattern:
+    columns that share no row get the same colour, so one forward product per colour recovers them
+    all (Curtis, Powell & Reid 1974). Returns ``(colour per column, number of colours)``."""
+    import scipy.sparse as sp
+
+    Ps = sp.csc_matrix(P.astype(np.int8))
+    C = (Ps.T @ Ps).tocsr()
+    d = P.shape[1]
+    colour = np.full(d, -1)
+    for j in np.argsort(-np.diff(C.indptr), kind="stable"):
+        used = set(colour[C.indices[C.indptr[j]:C.indptr[j + 1]]].tolist())
+        c = 0
+        while c in used:
+            c += 1
+        colour[j] = c
+    return colour, int(colour.max()) + 1 if d else 0
+
+
+class _SparseGaussNewton:
+    """Exact Gauss–Newton ``Jᵀ diag(w) J`` from a compressed Jacobian.
+
+    The sparsity pattern of ``J = ∂φ/∂x`` is read off the full Jacobian at two draws (union of the
+    non-zeros); columns are coloured so that ``c`` forward products give every entry (a hierarchical
+    model: μ, τ, σ and one colour for all group effects, whatever the number of groups). Each draw
+    also evaluates ``J v`` for a fixed random ``v`` and compares it with the recovered Jacobian: an
+    entry outside the pattern (a branch the two draws did not take) makes that draw use the full
+    Jacobian instead (counted in ``fallbacks``), so the result never depends on the pattern guess.
+    """
+
+    def __init__(self, fn, n_out, pts, d, n_rows):
+        import scipy.sparse as sp
+
+        self.fn, self.n_out, self.d, self.sp = fn, n_out, d, sp
+        P = np.zeros((n_rows, d), bool)
+        for x0 in pts[:2]:
+            J = _dense_jacobian(fn, x0, d, n_out)
+            P |= (J != 0) | ~np.isfinite(J)
+        self.colour, self.n_colours = _color_columns(P)
+        self.r, self.c = np.nonzero(P)
+        v = np.random.default_rng(20250101).standard_normal(d)
+        seeds = np.zeros((self.n_colours + 1, d))
+        seeds[self.colour, np.arange(d)] = 1.0
+        seeds[-1] = v
+        self.seeds, self.v = seeds, v
+        self.shape = (n_rows, d)
+        self.fallbacks = 0
+
+    def __call__(self, x0):
+        """(fn outputs, J as a sparse matrix) at ``x0``."""
+        with np.errstate(all="ignore"):
+            out = self.fn(x0, self.seeds)
+        B = np.asarray(out[self.n_out], float)  # (colours + 1, rows)
+        J = self.sp.csr_matrix((B[self.colour[self.c], self.r], (self.r, self.c)), shape=self.shape)
+        jv = B[-1]
+        with np.errstate(all="ignore"):
+            err = np.abs(J @ self.v - jv)
+            tol = 1e-9 * (abs(J) @ np.abs(self.v) + np.abs(jv)) + 1e-300
+        if not (np.all(err <= tol) or not np.all(np.isfinite(jv))):
+            self.fallbacks += 1
+            J = self.sp.csr_matrix(_dense_jacobian(self.fn, x0, self.d, self.n_out))
+        return out, J
+
+    def fisher(self, J, w):
+        Jw = J.multiply(np.asarray(w, float)[:, None]).tocsr()
+        return np.asarray((J.T @ Jw).todense())
 
 
 def _replicate_machinery(model, x, layout, mc_rvs, random_seed):
@@ -384,7 +496,7 @@ def _full_shape(par_shape, size, static):
 
 def fisher_at_draws(model, points, white=None, *, n_replicates: int | None = None, replicates=None,
                     method: str = "auto", latent: bool = True, lambda_tol: float = 0.25,
-                    random_seed=None, progressbar: bool = False) -> DrawFisher:
+                    random_seed=None, progressbar: bool = False, jacobian: str = "auto") -> DrawFisher:
     """Expected Fisher information of a PyMC model at a set of parameter draws.
 
     Parameters
@@ -418,7 +530,15 @@ def fisher_at_draws(model, points, white=None, *, n_replicates: int | None = Non
     random_seed : int or SeedSequence, optional
         Seeds the replicate data sets (the exact part is deterministic).
     progressbar : bool
-        Show progress over the draws.
+        Show progress over the draws (and over the per-draw eigen-decompositions of large models).
+    jacobian : {"auto", "dense", "sparse"}
+        How the closed-form part gets ``J = ∂φ/∂θ``. ``"dense"``: PyTensor's full Jacobian (one
+        backward pass per row of φ, then a dense ``Jᵀ diag(w) J``: cost ∝ rows·d²). ``"sparse"``: a
+        compressed Jacobian — the sparsity pattern from two draws, columns coloured so that one
+        forward product per colour recovers every entry, a random-direction check per draw (full
+        Jacobian where it fails), and a sparse product; the same matrix up to rounding, at a cost
+        that grows with the number of non-zeros (a hierarchical model needs 4 forward products
+        whatever its number of groups). ``"auto"``: sparse above ``SPARSE_MIN_DIM`` coordinates.
 
     Returns
     -------
@@ -455,14 +575,28 @@ def fisher_at_draws(model, points, white=None, *, n_replicates: int | None = Non
     S = pts.shape[0]
     t_c = time.perf_counter()
     x = pt.dvector("x_flat")
-    outputs, latent_rvs, mc_rvs, methods = _build(model, x, layout, method)
+    if jacobian not in ("auto", "dense", "sparse"):
+        raise ValueError(f"jacobian={jacobian!r}; use 'auto', 'dense' or 'sparse'")
+    jac = jacobian if jacobian != "auto" else ("sparse" if d > SPARSE_MIN_DIM else "dense")
+    outputs, latent_rvs, mc_rvs, methods, phi = _build(model, x, layout, method, jac)
     if method == "exact" and mc_rvs:
         raise ValueError(f"No closed-form Fisher information for {[rv.name for rv in mc_rvs]} "
                          f"(supported: {', '.join(EXACT_DISTRIBUTIONS)}); use method='auto'.")
     if not latent:
         outputs, latent_rvs = outputs[:1], []
         methods["latent"] = []
-    fn = pytensor.function([x], outputs, on_unused_input="ignore")
+    gn = None
+    if jac == "sparse" and phi is not None:
+        V, jv = _jvp_graph(phi, x)
+        fn = pytensor.function([x, V], [*outputs, jv], on_unused_input="ignore", mode=FISHER_MODE)
+        n_rows = int(np.asarray(fn(pts[0], np.zeros((1, d)))[0]).size)
+        gn = _SparseGaussNewton(fn, len(outputs), pts, d, n_rows)
+        jac_info = f"sparse ({gn.n_colours} forward products per draw, pattern {len(gn.r)} of " \
+                              f"{n_rows}×{d})"
+    else:
+        fn = pytensor.function([x], outputs, on_unused_input="ignore",
+                               mode=FISHER_MODE if jac == "sparse" else None)
+        jac_info = "dense"
     ss = np.random.SeedSequence(random_seed if not isinstance(random_seed, np.random.SeedSequence)
                                 else random_seed.entropy)
     k = n_replicates or max(20, 10 * d)
@@ -489,9 +623,15 @@ def fisher_at_draws(model, points, white=None, *, n_replicates: int | None = Non
     with _one_blas_thread():
         for s in steps:
             xs = pts[s]
-            with np.errstate(all="ignore"):
-                out = fn(xs)
-            f = np.array(out[0], float)
+            if gn is not None:
+                out, J = gn(xs)
+                f = gn.fisher(J, out[0])
+            else:
+                with np.errstate(all="ignore"):
+                    out = fn(xs)
+                f = np.array(out[0], float)
+                if jac == "sparse":  # no closed-form rows: out[0] is an empty weight vector
+                    f = np.zeros((d, d))
             if mc_rvs:
                 if replicates is not None:
                     ys = [np.asarray(replicates[rv.name][s]) for rv in mc_rvs]
@@ -517,19 +657,22 @@ def fisher_at_draws(model, points, white=None, *, n_replicates: int | None = Non
                 continue
             F[s] = 0.5 * (f + f.T)
     secs = time.perf_counter() - t0
+    if gn is not None and gn.fallbacks:
+        jac_info += f"; full Jacobian at {gn.fallbacks} draw(s) whose check failed"
     if not ok.any():
         raise RuntimeError("The Fisher information is not finite at any of the draws (non-viable "
                            "parameters, or probabilities at exactly 0 or 1?); check the model at these points.")
     F, pts_ok = F[ok], pts[ok]
     res = DrawFisher(names=names, points=pts_ok, fisher=F, whitened=None, mean_whitened=None,
                      eigenvalues=None, vectors=None, local_eigenvalues=None, ok=ok,
-                     lambda_tol=lambda_tol, methods=methods, seconds=secs, compile_seconds=compile_s)
+                     lambda_tol=lambda_tol, methods=methods, seconds=secs, compile_seconds=compile_s,
+                     jacobian=jac_info)
     if white is not None:
-        whiten_result(res, white)
+        whiten_result(res, white, progressbar=progressbar)
     return res
 
 
-def whiten_result(res: DrawFisher, white, order=None) -> DrawFisher:
+def whiten_result(res: DrawFisher, white, order=None, progressbar: bool = False) -> DrawFisher:
     """Fill the whitened fields of ``res`` in place.
 
     Parameters
@@ -549,7 +692,7 @@ def whiten_result(res: DrawFisher, white, order=None) -> DrawFisher:
     if L.shape[0] != res.fisher.shape[1]:
         raise ValueError(f"whitening has {L.shape[0]} components, the information {res.fisher.shape[1]}")
     with _one_blas_thread():
-        _whiten(res, L)
+        _whiten(res, L, progressbar)
     return res
 
 
@@ -566,9 +709,48 @@ def _one_blas_thread():
         return contextlib.nullcontext()
 
 
-def _whiten(res, L):
+_EIGH: dict = {}
+
+
+def cached_eigh(W):
+    """``numpy.linalg.eigh(W)`` of a stack of whitened matrices, reusing the decomposition
+    :func:`whiten_result` computed when ``W`` is the very array it stored (``DrawFisher.whitened``,
+    ``FisherResult.local_whitened``), so the diagnosis' later passes over the same per-draw matrices
+    (local ridges, sampler trouble) do not repeat it. Otherwise computed on one BLAS thread."""
+    ref = _EIGH.get("ref")
+    if ref is not None and ref() is W:
+        return _EIGH["value"]
+    with _one_blas_thread():
+        return np.linalg.eigh(W)
+
+
+def _remember_eigh(W, value):
+    import weakref
+
+    _EIGH.clear()
+    _EIGH["ref"], _EIGH["value"] = weakref.ref(W), value
+    weakref.finalize(W, _EIGH.clear)  # forget it (and its vectors) with the matrices
+
+
+def _eigh_stack(W, progressbar=False, block=None):
+    """Per-draw eigen-decompositions in blocks (a progress bar for large models)."""
+    S, d, _ = W.shape
+    block = block or max(1, int(4e6 // max(d, 1) ** 2))
+    if not progressbar or S <= block:
+        return np.linalg.eigh(W)
+    from rich.progress import track
+
+    lam, vec = np.empty((S, d)), np.empty((S, d, d))
+    for a in track(range(0, S, block), description=f"eigen-decompositions of {S} {d}×{d} matrices",
+                   transient=True):
+        lam[a:a + block], vec[a:a + block] = np.linalg.eigh(W[a:a + block])
+    return lam, vec
+
+
+def _whiten(res, L, progressbar=False):
     W = L.T[None] @ res.fisher @ L[None]
-    lam_s, vec_s = np.linalg.eigh(W)
+    lam_s, vec_s = _eigh_stack(W, progressbar)
+    _remember_eigh(W, (lam_s, vec_s))
     lam_s = np.clip(lam_s, 0.0, None)
     mean_w = W.mean(axis=0)
     lam, vec = np.linalg.eigh(mean_w)
