@@ -385,6 +385,8 @@ class Confounding:
         Name of what it trades off against (``"the w-weighted mean of b"``).
     confounded : bool
         ``share ≥ ridge`` threshold.
+    against_vars : list of str
+        The cluster-level variables named in ``against``.
     """
 
     fixed: str
@@ -394,6 +396,7 @@ class Confounding:
     weights: dict
     against: str
     confounded: bool
+    against_vars: list = field(default_factory=list)
 
     @property
     def label(self) -> str:
@@ -474,10 +477,10 @@ def confounding(fixed_post, effects_post, fixed_names, effect_names, fixed_prior
         contrib = {nm: float(np.var(E[:, :, k] @ w)) for k, (nm, w) in enumerate(weights.items())}
         top = max(contrib, key=contrib.get)
         total = sum(contrib.values()) or 1.0
-        against = " and ".join(_name_weights(nm, weights[nm], covariates) for nm in contrib
-                               if contrib[nm] >= 0.2 * total or nm == top)
+        main = [nm for nm in contrib if contrib[nm] >= 0.2 * total or nm == top]
+        against = " and ".join(_name_weights(nm, weights[nm], covariates) for nm in main)
         out.append(Confounding(f, float(share), float(se), float(share_prior), weights, against,
-                               bool(share >= th.ridge)))
+                               bool(share >= th.ridge), main))
     return out
 
 
@@ -618,6 +621,11 @@ class Levels:
     def confounded(self) -> list:
         return [c for c in self.confounding if c.confounded]
 
+    def confounded_with(self, quantity) -> list:
+        """Fixed effects confounded with a cluster-level quantity (a variable it involves)."""
+        involved = {k.split("[")[0].removesuffix("_log__") for k in quantity.coefficients}
+        return [c.fixed for c in self.confounded() if any(v.split("[")[0] in involved for v in c.against_vars)]
+
     def summary(self) -> str:
         st = self.structure
         cl = st.cluster_dim
@@ -635,8 +643,11 @@ class Levels:
             more = "".join(f", {w} in {q.count(v)}" for v, w in ((Verdict.WEAK, "weakly"),
                                                                   (Verdict.NOT_IDENTIFIED, "prior-determined"))
                            if q.count(v))
+            conf = self.confounded_with(q)
+            tail = (f" — on its own; in the joint posterior it trades off against {', '.join(conf)} (confounding "
+                    "below)" if conf else "")
             lines.append(f"{q.name} per {cl}: identified in {q.count()}/{len(q.verdicts)} {cl}s{more} (mean "
-                         f"posterior/prior variance ratio {q.ratio:.2f} ± {q.ratio_se:.2f}).")
+                         f"posterior/prior variance ratio {q.ratio:.2f} ± {q.ratio_se:.2f}){tail}.")
         for c in self.confounded():
             lines.append(f"Fixed-vs-random confounding: {c.label} — {c.share:.0%} ± {c.share_se:.0%} of "
                          f"{c.fixed}'s posterior variance is shared with the {cl}-level effects (prior "

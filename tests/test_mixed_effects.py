@@ -243,6 +243,7 @@ def test_mixed_effects_notebook_runs(tmp_path, monkeypatch):
     text = "\n".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
                      if o.get("output_type") == "stream")
     assert "size: tiny" in text and "contraction of gamma" in text and "probe accuracy" in text
+    assert "gamma against the w-weighted mean of b" in text and "(centred) slope" in text and "-> funnel" in text
     if os.environ.get("BAYESID_SAVE_NOTEBOOK"):
         nbformat.write(nb, os.environ["BAYESID_SAVE_NOTEBOOK"])
 
