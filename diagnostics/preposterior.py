@@ -647,11 +647,11 @@ def fisher_at_draws(model, points, white=None, *, n_replicates: int | None = Non
                 sd, mu_v, ls_v, jm, jl = (np.asarray(a, float) for a in out[1 + 5 * j: 6 + 5 * j])
                 a = np.clip(np.diag(f)[sl], 0.0, None)
                 r = a / (a + 1.0 / sd**2)
-                for par, jac, c in ((mu_v, jm, r / sd**2), (ls_v, jl, 2.0 * r**2)):
+                for par, jpar, c in ((mu_v, jm, r / sd**2), (ls_v, jl, 2.0 * r**2)):
                     shape = _full_shape(par.shape, sl.stop - sl.start, latent_rvs[j][2])
                     idx = np.broadcast_to(np.arange(par.size).reshape(par.shape), shape).ravel()
                     cu = np.bincount(idx, weights=c, minlength=par.size)
-                    f = f + jac.T @ (cu[:, None] * jac)
+                    f = f + jpar.T @ (cu[:, None] * jpar)
             if not np.all(np.isfinite(f)):
                 ok[s] = False
                 continue
