@@ -132,8 +132,8 @@ def scale(dims=(50, 200, 1000)):
                            prior_draws=max(1000, int(2.5 * d)))
         t_fit = time.perf_counter() - t0
         rep = 1 if big else 3
-        t_az = median_time(lambda: az.summary(tree), rep)
-        t_draws = median_time(lambda: bayesid.diagnose(tree, fisher=False), rep)
+        t_az = median_time(lambda t=tree: az.summary(t), rep)
+        t_draws = median_time(lambda t=tree: bayesid.diagnose(t, fisher=False), rep)
         t0 = time.perf_counter()
         diag = bayesid.diagnose(tree, model=m, fisher_draws=fisher_draws, progressbar=True)
         t_diag = time.perf_counter() - t0
@@ -143,7 +143,6 @@ def scale(dims=(50, 200, 1000)):
                      diag.fisher.draws.jacobian, verdicts))
         print(f"d={d}: fit {t_fit:.1f} s, summary {t_az:.2f} s, diagnose(draws) {t_draws:.2f} s, "
               f"Fisher {t_fisher:.2f} s, diagnose(all) {t_diag:.1f} s; {verdicts}", flush=True)
-        del tree, diag
     print("\n   d  chains x draws  Fisher draws  fit [s]  summary [s]  diagnose/summary  Fisher [s]  "
           "Fisher/fit")
     for d, c, n, s, tf, ta, td, tfi, _, _, _ in rows:
