@@ -174,8 +174,8 @@ def _cmd_designs_pymc(args):
         client = executor = Client(args.scheduler)
     try:
         dc = designs.compare_model(factory, table, method=args.method, n_prior=args.n_prior,
-                                   n_datasets=args.n_datasets, random_seed=args.seed, executor=executor,
-                                   checkpoint=args.checkpoint)
+                                   n_datasets=args.n_datasets, n_simulations=args.n_sims,
+                                   random_seed=args.seed, executor=executor, checkpoint=args.checkpoint)
     finally:
         if client is not None:
             client.close()
@@ -280,11 +280,13 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--force", action="store_true", help="overwrite output files that bayesid did not write")
     d.add_argument("--designs", default=None,
                    help="for MODEL=path/to/model.py:build: path/to/model.py:DESIGNS, a dict of designs")
-    d.add_argument("--method", choices=("fisher", "mcmc"), default="fisher", help="design comparison method")
-    d.add_argument("--workers", type=int, default=None, help="local worker processes (mcmc)")
-    d.add_argument("--scheduler", default=None, help="dask scheduler address, e.g. tcp://host:8786 (mcmc)")
-    d.add_argument("--n-datasets", type=int, default=20, help="simulated datasets per design (mcmc)")
-    d.add_argument("--checkpoint", default=None, help="checkpoint directory: resume an interrupted mcmc run")
+    d.add_argument("--method", choices=("fisher", "mcmc", "npe"), default="fisher",
+                   help="design comparison method")
+    d.add_argument("--workers", type=int, default=None, help="local worker processes (mcmc, npe)")
+    d.add_argument("--scheduler", default=None, help="dask scheduler address, e.g. tcp://host:8786 (mcmc, npe)")
+    d.add_argument("--n-datasets", type=int, default=20, help="simulated datasets per design (mcmc, npe)")
+    d.add_argument("--n-sims", type=int, default=4000, help="NPE training simulations per design (npe)")
+    d.add_argument("--checkpoint", default=None, help="checkpoint directory: resume an interrupted mcmc/npe run")
 
     n = sub.add_parser("neural", help="train an amortized point-estimator ensemble and compare it with MCMC",
                        formatter_class=fmt)

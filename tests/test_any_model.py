@@ -115,3 +115,41 @@ def test_point_estimator_on_a_plain_pymc_model():
     assert np.all(ratio[:2] > 0.506 - 4 * se) and np.all(ratio[:2] < 0.506 + 0.2), ratio
     assert ratio[2] > 0.85, ratio
     assert est.predict(te)["s"].shape == (1000,)
+
+
+@pytest.mark.slow
+@pytest.mark.neural
+def test_compare_on_a_plain_pymc_model_against_its_mcmc_diagnosis():
+    """bayesid.compare(diagnosis, estimator, model=m) on y ~ N(a + b, 0.5), 10 obs, a, b ~ N(0, 1).
+    Known answer: a − b is independent of y, so along the ridge the posterior mean is the prior mean and
+    no estimator has an error/prior variance ratio below 1 (500 held-out datasets: se √(2/500) = 0.063,
+    bound 1 − 4·0.063); along a + b the optimum is Var(a+b | y)/Var(a+b) = (1/(1/2 + 40))/2 = 0.012,
+    so a trained network must be "recovered" there (ratio ≤ 1 − identified = 0.5) while its a and b stay
+    at or above the per-parameter optimum 0.506 − 4·0.506·√(2/500). One held-out dataset is refitted by
+    NUTS through bayesid.fit on pm.observe(model, data)."""
+    import torch
+
+    import bayesid
+    from bayesid.neural import PointEstimator
+
+    torch.set_num_threads(1)
+    with pm.Model() as m:
+        a = pm.Normal("a", 0.0, 1.0)
+        b = pm.Normal("b", 0.0, 1.0)
+        pm.Normal("y", a + b, 0.5, observed=np.random.default_rng(0).normal(0.1, 0.5, 10))
+    tree = bayesid.fit(m, draws=300, tune=300, chains=2, random_seed=1, progressbar=False)
+    diag = bayesid.diagnose(tree, model=m)
+    est = PointEstimator(epochs=10, random_seed=0).fit(m, n_simulations=4000)
+    cmp = bayesid.compare(diag, est, model=m, n_test=500, n_mcmc=1, n_boot=200, random_seed=2,
+                          mcmc_kwargs={"draws": 200, "tune": 200, "chains": 1})
+    d = cmp.directions
+    se = np.sqrt(2 / 500)
+    ridge = d[d["mcmc_verdict"] == "not identified"]
+    ident = d[d["mcmc_verdict"] == "identified"]
+    assert len(ridge) == 1 and len(ident) == 1, d
+    assert ridge["error_ratio"].iloc[0] > 1 - 4 * se and ridge["neural_verdict"].iloc[0] == "regresses to the prior"
+    assert ident["error_ratio"].iloc[0] <= 0.5 and ident["neural_verdict"].iloc[0] == "recovered"
+    assert np.all(cmp.parameters.loc[["a", "b"], "error_ratio"] > 0.506 * (1 - 4 * se))
+    assert len(cmp.held_out) == 1 and np.isfinite(cmp.held_out["mcmc_seconds"].iloc[0])
+    with pytest.raises(bayesid.errors.BadInputError, match="no known answer"):
+        bayesid.compare(None, est, model=m)

@@ -49,6 +49,65 @@ class _Test:
     seconds_predict: float
 
 
+class _PlainModel:
+    """A plain ``pymc.Model`` (with optional ``pm.Data`` design values) in the role of a ModelSpec for
+    :func:`compare`: held-out simulations by :class:`bayesid.simulate.ModelSimulator` (the simulator
+    the estimator was trained with), refits of ``pm.observe(model, data)`` under the design values."""
+
+    def __init__(self, model, values):
+        from bayesid.simulate import simulator_for
+
+        self.model = model
+        self.values = dict(values or {})
+        self.sim = simulator_for(model)
+        self.name = model.name or "pm.Model"
+        self._ctx = None
+
+    def build(self, data, design=None, priors=None):
+        import pymc as pm
+
+        self._ctx = self.sim.design(self.values)
+        self._ctx.__enter__()  # the design values stay set while the refit compiles and samples
+        return pm.observe(self.model, {k: np.asarray(v) for k, v in data.items()})
+
+    def restore(self):
+        if self._ctx is not None:
+            self._ctx.__exit__(None, None, None)
+            self._ctx = None
+
+
+def _check_model(diagnosis, estimator, model, design, priors):
+    """Checks of :func:`compare` on a plain ``pm.Model``; returns ``(_PlainModel, design label)``."""
+    import pymc as pm
+
+    from bayesid.errors import BadInputError
+    from bayesid.simulate import component_names, simulator_for
+
+    if not isinstance(model, pm.Model):
+        raise BadInputError(f"model must be a pymc.Model, got {type(model).__name__}")
+    if not getattr(estimator, "fitted", False):
+        raise RuntimeError("The estimator is not trained: call .fit(...) before compare().")
+    if priors:
+        raise BadInputError("priors cannot be overridden on a pm.Model; build the model with the priors you want")
+    if design is not None and not isinstance(design, dict):
+        raise BadInputError(f"with model=..., design is a dict of pm.Data values (as given to .fit), got "
+                            f"{type(design).__name__}")
+    if diagnosis is None:
+        raise BadInputError("a plain pm.Model has no known answer: pass the MCMC diagnosis "
+                            "(bayesid.diagnose(tree, model=model))")
+    sim = simulator_for(model)
+    th = sim.sample_prior(1, 0)
+    names = component_names(sim.to_unconstrained(th), sim.value_names)
+    if list(names) != list(estimator.unconstrained_names):
+        raise BadInputError(f"The estimator was trained on parameters {estimator.unconstrained_names} but the "
+                            f"model has {names}: train it on this model (estimator.fit(model, ...)).")
+    tr = estimator.transform
+    if getattr(tr, "_sim", True) is None:  # loaded from a file: re-attach the model's transforms
+        tr._sim = sim
+    plain = _PlainModel(model, design)
+    return plain, ("custom" if design else "default")
+
+
 def _check(diagnosis, estimator, spec, design, priors):
     from bayesid import models
     from bayesid.neural.estimators import check_trained_on
@@ -76,7 +135,10 @@ def _run_test(spec, design, priors, estimator, names, n_test, n_posterior_draws,
 
     t0 = time.perf_counter()
     ix = estimator.transform.reorder_from(names)  # estimator columns in diagnosis order
-    test = simulate_training_set(spec, n_test, design=design, priors=priors, random_seed=s_test)
+    if isinstance(spec, _PlainModel):  # held-out datasets from the same PyMC simulator as training
+        test = simulate_training_set(spec.model, n_test, design=spec.values, random_seed=s_test)
+    else:
+        test = simulate_training_set(spec, n_test, design=design, priors=priors, random_seed=s_test)
     t_sim = time.perf_counter() - t0
     t1 = time.perf_counter()
     u_hat = estimator.predict_unconstrained(test)[:, ix]
@@ -186,7 +248,11 @@ def _held_out_refits(diagnosis, estimator, spec, design, priors, t: _Test, names
     for (label, data, tr_, i), s in zip(jobs, seeds):
         t2 = time.perf_counter()
         if tr_ is None:
-            tr_ = fit(spec.build(data, design, priors), random_seed=int(s.generate_state(1)[0] % 2**31), **kw)
+            try:
+                tr_ = fit(spec.build(data, design, priors), random_seed=int(s.generate_state(1)[0] % 2**31), **kw)
+            finally:
+                if isinstance(spec, _PlainModel):
+                    spec.restore()
         secs = time.perf_counter() - t2 if i is not None else np.nan
         mc = _mcmc_unconstrained(tr_, names)
         batch = {k: np.asarray(v)[None] for k, v in data.items()}
@@ -204,7 +270,8 @@ def _held_out_refits(diagnosis, estimator, spec, design, priors, t: _Test, names
 
 
 def compare(diagnosis, estimator, spec=None, design=None, n_test=500, random_seed=None, priors=None,
-            n_mcmc=0, mcmc_kwargs=None, n_posterior_draws=500, n_boot=1000, tree=None) -> NeuralComparison:
+            n_mcmc=0, mcmc_kwargs=None, n_posterior_draws=500, n_boot=1000, tree=None,
+            model=None) -> NeuralComparison:
     """Measure what an amortized estimator recovers, along the directions of an MCMC diagnosis.
 
     Parameters
@@ -235,6 +302,12 @@ def compare(diagnosis, estimator, spec=None, design=None, n_test=500, random_see
     tree : DataTree, optional
         The diagnosis' own fit: the estimator is also run on its ``observed_data`` and (NPE) compared by
         C2ST with its unconstrained posterior.
+    model : pymc.Model, optional
+        A plain PyMC model (not registered) the estimator was trained on with ``.fit(model, ...)``:
+        held-out datasets come from the same simulator (:class:`bayesid.simulate.ModelSimulator`), the
+        NUTS refits are of ``pm.observe(model, data)`` by :func:`bayesid.fit`; ``design`` is then the
+        dict of ``pm.Data`` values used in training (None: the model's current values) and a
+        ``diagnosis`` is required (a plain model has no known answer).
 
     Returns
     -------
@@ -244,7 +317,10 @@ def compare(diagnosis, estimator, spec=None, design=None, n_test=500, random_see
     """
     from bayesid.neural.simulation import seed_sequence
 
-    spec, design = _check(diagnosis, estimator, spec, design, priors)
+    if model is not None:
+        spec, design = _check_model(diagnosis, estimator, model, design, priors)
+    else:
+        spec, design = _check(diagnosis, estimator, spec, design, priors)
     s_test, s_boot, s_draw, s_mcmc, s_ref = seed_sequence(random_seed).spawn(5)
     source = "MCMC diagnosis"
     if diagnosis is None:
