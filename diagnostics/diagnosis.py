@@ -16,7 +16,8 @@ from .draws import ParameterDraws, check_truth, extract_draws, fisher_precheck
 from .overlap import overlap
 from .ridges import Whitening, posterior_directions, parameter_weights, whitening
 from .sensitivity import prior_sensitivity
-from .verdicts import Thresholds, Verdict, combine_local_evidence, direction_verdict, parameter_verdicts
+from .verdicts import (Explanation, Thresholds, Verdict, combine_local_evidence, direction_verdict,
+                       parameter_verdicts)
 
 __all__ = ["Direction", "Diagnosis", "diagnose"]
 
@@ -554,6 +555,12 @@ def diagnose(tree, model=None, truth=None, var_names=None, fisher="auto", thresh
 
     diag.trouble = _sampler_trouble(tree, dr, conv, diag, model=model)
     if diag.trouble is not None:
+        resolved = list(getattr(diag.trouble, "resolved", None) or [])
+        if resolved:  # fit-level problems the ridges explain (scattered divergences): verdicts without them
+            import dataclasses
+
+            conv_v = dataclasses.replace(conv, problems=[p for p in conv.problems if p not in resolved])
+            verdicts = parameter_verdicts(dr.names, c_unc, w, ds.ratios, cdf, conv_v, th)
         verdicts, diag.explained = _apply_trouble(verdicts, dr.names, diag.trouble)
     unexplained = [n for n, v in zip(dr.names, verdicts) if v[0] == Verdict.NOT_CONVERGED]
     if local_cols and not unexplained:
@@ -569,6 +576,13 @@ def diagnose(tree, model=None, truth=None, var_names=None, fisher="auto", thresh
     table["ridge_weight"] = rw
     for k, v in local_cols.items():
         table[k] = v
+    notes = dict(getattr(diag.trouble, "notes", None) or {})
+    for i, n in enumerate(dr.names):
+        e = notes.get(n)
+        if e is not None and n not in diag.explained:
+            v = verdicts[i]
+            verdicts[i] = (v[0], f"{v[1]}; {e.reason}", v[2], (v[3] if len(v) > 3 else "draws") + "+sampler")
+            diag.explained[n] = Explanation(v[0], e.reason, e.kind, e.combination, e.summary, e.sampler_struggles)
     table["verdict"] = [v[0] for v in verdicts]
     table["reason"] = [v[1] for v in verdicts]
     table["evidence"] = [v[3] if len(v) > 3 else "draws" for v in verdicts]

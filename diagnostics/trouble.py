@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["Trouble", "ridge_trouble", "sampler_trouble"]
+__all__ = ["Trouble", "TroubleReport", "ridge_trouble", "divergence_scatter", "sampler_trouble"]
 
 
 @dataclass
@@ -46,6 +46,67 @@ class Trouble:
     combination: str | None = None
     evidence: dict = field(default_factory=dict)
     advice: str = ""
+
+
+@dataclass
+class TroubleReport:
+    """What :func:`sampler_trouble` explains.
+
+    Attributes
+    ----------
+    explanations : dict of str -> Explanation
+        Per parameter whose *not converged* a structural cause replaces (verdict and reason).
+    resolved : list of str
+        Fit-level convergence problems (the divergence message of :mod:`.convergence`) that the ridges
+        explain: :func:`bayesid.diagnose` recomputes the verdicts without them.
+    notes : dict of str -> Explanation
+        Per parameter on a ridge the resolved problem concerns: the clause added to its reason (its verdict
+        is the diagnosis' own, ``Explanation.verdict`` is None).
+    evidence : dict
+    """
+
+    explanations: dict = field(default_factory=dict)
+    resolved: list = field(default_factory=list)
+    notes: dict = field(default_factory=dict)
+    evidence: dict = field(default_factory=dict)
+
+
+def divergence_scatter(posterior_unc, white, divergent, t_max: float = 4.0, tail: float = 5e-4) -> dict:
+    """Are the divergent transitions scattered through the posterior, or concentrated in one place?
+
+    In prior-whitened coordinates, along each principal axis of the posterior and each coordinate axis:
+
+    * the mean shift ``t = (mean_div − mean_all) / (sd_all / sqrt(n_div))`` must stay within ``t_max``
+      (four standard errors: with 2d tests a chance exceedance has probability ≤ 2d·6e-5);
+    * every divergent draw must lie inside the central ``1 − 2·tail`` of the draws along every principal
+      axis (a single divergence deep in a funnel's neck is caught even when there are too few for the mean
+      test; a scattered divergence fails this by chance with probability ≤ 2·tail·d).
+
+    A funnel's divergences sit in its neck (small scale parameter: far out along it); those of a sampler
+    crossing a long, narrow ridge fall anywhere along it.
+
+    Returns
+    -------
+    dict
+        ``n_divergent``, ``t_max`` (largest |t|), ``outside`` (divergent draws outside the central range),
+        ``scattered`` (bool; False when there are none).
+    """
+    q = np.asarray(posterior_unc, float)
+    d = q.shape[-1]
+    div = np.asarray(divergent, bool).reshape(-1)
+    nd = int(div.sum())
+    if nd == 0:
+        return {"n_divergent": 0, "t_max": 0.0, "scattered": False}
+    z = white.whiten(q.reshape(-1, d))
+    _, axes = np.linalg.eigh(np.atleast_2d(np.cov(z, rowvar=False)))
+    proj = np.concatenate([z @ axes, z], axis=1)
+    sd = proj.std(axis=0, ddof=1)
+    t = (proj[div].mean(axis=0) - proj.mean(axis=0)) / (np.where(sd > 0, sd, 1.0) / np.sqrt(nd))
+    tm = float(np.abs(t).max())
+    pa = proj[:, :d]
+    lo, hi = np.quantile(pa, tail, axis=0), np.quantile(pa, 1.0 - tail, axis=0)
+    outside = int(((pa[div] < lo) | (pa[div] > hi)).any(axis=1).sum())
+    return {"n_divergent": nd, "t_max": tm, "outside": outside, "scattered": bool(tm <= t_max and outside == 0)}
 
 
 def _rhat(x):
@@ -187,7 +248,11 @@ def sampler_trouble(posterior_unc, white, names, fisher=None, sample_stats=None,
     Uninformed directions come from the Fisher part of the diagnosis: the averaged matrix's null space
     when it has one (straight ridges), else the directions that are locally uninformed at more than half
     of the Fisher draws (curved ridges, e.g. p1·p2). :func:`ridge_trouble` then tests whether R-hat
-    failures and divergences concentrate there.
+    failures and divergences concentrate there. When divergent transitions are the only fit-level problem,
+    the model has ridges (uninformed at most Fisher draws) and :func:`divergence_scatter` finds the
+    divergences scattered through the posterior rather than concentrated (a funnel's neck), they are put
+    down to the sampler crossing those ridges: ``resolved`` lists the divergence message, and the
+    verdicts are recomputed without it (a·b and c − d under NUTS stay "identified only in combination").
 
     Parameters
     ----------
@@ -205,19 +270,67 @@ def sampler_trouble(posterior_unc, white, names, fisher=None, sample_stats=None,
 
     Returns
     -------
-    dict or None
-        ``{parameter: Explanation}`` for the parameters on the troubled ridge (verdict, reason, the
-        named combination and ``sampler_struggles=True``); None when no structural cause is found, so
-        "not converged" stands (centred eight schools, Neal's funnel).
+    TroubleReport or None
+        ``explanations``: ``{parameter: Explanation}`` for the parameters on the troubled ridge (verdict,
+        reason, the named combination and ``sampler_struggles=True``); ``resolved`` / ``notes`` for
+        scattered divergences. None when no structural cause is found, so "not converged" stands
+        (centred eight schools, Neal's funnel).
     """
-    from .verdicts import Explanation, Verdict
+    from .verdicts import Explanation
 
     if fisher is None:
         return None
+    per = _parameter_trouble(posterior_unc, white, names, fisher, sample_stats, diagnosis, rhat_max)
+    rep = TroubleReport(explanations=per or {})
+    conv = getattr(diagnosis, "convergence", None)
+    div = None
+    if sample_stats is not None and "diverging" in sample_stats:
+        div = np.asarray(sample_stats["diverging"].values, bool)
+    div_msgs = [p for p in (conv.problems if conv is not None else []) if "divergent transition" in p]
+    ridges = _ridge_parameters(diagnosis, fisher)
+    if div is not None and div_msgs and len(div_msgs) == len(conv.problems) and ridges:
+        sc = divergence_scatter(posterior_unc, white, div)
+        rep.evidence["divergences"] = sc
+        if sc["scattered"]:
+            rep.resolved = div_msgs
+            labels = ", ".join(lb for lb, _, _ in ridges)
+            combos = [c for _, _, c in ridges if c]
+            short = (f"{sc['n_divergent']} divergent transition(s) scattered through the posterior (not concentrated "
+                     f"as in a funnel's neck), put down to the sampler crossing the ridge(s) {labels}"
+                     + (f" (identified: {', '.join(combos)})" if combos else "") + "; more draws will not help")
+            for _, params, combo in ridges:
+                why = (f"{sc['n_divergent']} divergent transition(s), scattered through the posterior (no shift "
+                       f"beyond {sc['t_max']:.1f} SE along any axis, unlike a funnel's neck), put down to the sampler "
+                       f"crossing the ridge(s) the data do not inform ({labels}); more draws will not help"
+                       + (f": reparametrize into {combo}" if combo else "") + " or add data that fix the ridge")
+                for p in params:
+                    if p not in rep.explanations:
+                        rep.notes[p] = Explanation(None, why, "divergent-ridge", combo, short, True)
+    if not rep.explanations and not rep.resolved:
+        return None
+    return rep
+
+
+def _ridge_parameters(diagnosis, fisher):
+    """(label, parameters, identified combination) of each ridge the Fisher analysis found at most draws."""
+    out = []
+    for r in getattr(diagnosis, "local_ridges", None) or []:
+        if r.draw_fraction > 0.5 and r.parameters:
+            out.append((r.label, list(r.parameters), r.combinations[0].name if r.combinations else None))
+    return out
+
+
+def _parameter_trouble(posterior_unc, white, names, fisher, sample_stats, diagnosis, rhat_max):
+    """Per-parameter explanations of R-hat / ESS failures (curved invariant, or a straight ridge)."""
+    from .verdicts import Explanation, Verdict
+
     if diagnosis is not None and getattr(diagnosis, "local_ridges", None):
         curved = _invariant_trouble(diagnosis, rhat_max)
         if curved:
             return curved
+    conv = getattr(diagnosis, "convergence", None)
+    if conv is not None and not conv.parameter_problems:
+        return None  # nothing per parameter to explain (fit-level problems: see sampler_trouble)
     null = None
     if getattr(fisher, "global_null_dim", 0) and fisher.global_null_dim > 0:
         null = fisher.vectors[:, fisher.eigenvalues < fisher.lambda_tol]

@@ -36,3 +36,27 @@ def test_disagreement_along_an_identified_direction_is_not_a_ridge():
 def test_converged_chains_no_trouble():
     tr = ridge_trouble(draws([0, 0, 0]), WHITE, NULL, NAMES)
     assert tr.kind is None
+
+
+def test_divergences_scattered_through_the_posterior_or_in_a_neck():
+    """divergence_scatter on iid N(0, I) draws (prior = posterior scale): divergences flagged at random draws are
+    scattered (the mean shift is ~N(0, 1) per axis, far below 4 SE; no draw outside the central 99.9 %); the same
+    number flagged at the smallest values of one coordinate — a funnel's neck — are concentrated (shift of
+    ≈ 2.3 SD × sqrt(10) ≈ 7 SE along that axis)."""
+    from bayesid.diagnostics.trouble import divergence_scatter
+
+    rng = np.random.default_rng(4)
+    q = rng.normal(size=(4, 500, 3))
+    div = np.zeros((4, 500), bool)
+    div.reshape(-1)[rng.choice(2000, 10, replace=False)] = True
+    sc = divergence_scatter(q, WHITE, div)
+    assert sc["n_divergent"] == 10 and sc["scattered"] and sc["t_max"] < 4
+    neck = np.zeros(2000, bool)
+    neck[np.argsort(q.reshape(-1, 3)[:, 0])[:10]] = True
+    sc = divergence_scatter(q, WHITE, neck.reshape(4, 500))
+    assert not sc["scattered"] and sc["t_max"] > 5
+    one = np.zeros(2000, bool)
+    one[np.argmin(q.reshape(-1, 3)[:, 0])] = True  # a single divergence at the bottom of the neck
+    sc = divergence_scatter(q, WHITE, one.reshape(4, 500))
+    assert not sc["scattered"] and sc["outside"] == 1
+    assert not divergence_scatter(q, WHITE, np.zeros((4, 500), bool))["scattered"]

@@ -38,7 +38,8 @@ def test_product_of_probabilities_sampler_trouble_is_read_as_the_ridge():
     assert "p1·p2" in names
     summary = d.summary()
     if not d.convergence.ok:
-        assert all("sampler struggles" in d.table.loc[p, "reason"] for p in ("p1", "p2"))
+        assert all(d.explained[p].sampler_struggles for p in ("p1", "p2"))  # the structured flag
+        assert all(d.explained[p].combination == "p1·p2" for p in ("p1", "p2"))
         assert "Fix the sampling first" not in summary
         assert "non-identification" in summary
     assert not d.consistency_problems()
@@ -48,5 +49,5 @@ def test_product_of_probabilities_control_with_data_on_p1_is_identified():
     d = _fit(extra=True)
     assert d.convergence.ok
     assert d.verdicts["p1"] == Verdict.IDENTIFIED and d.verdicts["p2"] == Verdict.IDENTIFIED
-    assert "sampler struggles" not in " ".join(map(str, d.table["reason"]))
+    assert d.explained == {}
     assert not d.ridges

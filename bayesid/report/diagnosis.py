@@ -21,6 +21,9 @@ PSENSE_FLAG = 0.05
 GLOSSARY = [
     ("identified", "The data pin the parameter down on its own: contraction at least the 'identified' threshold "
                    "and no share of its prior variance along a ridge."),
+    ("identified up to relabelling", "The likelihood is unchanged when parameters (or blocks of them) swap labels, "
+                                     "e.g. (A1, k1) ↔ (A2, k2); the chains sat in mirror solutions. Relabelled into "
+                                     "one labelling, the data pin the parameter down. Fix: an ordering constraint."),
     ("identified only in combination", "The data determine a combination (e.g. k/m) but not the parameter "
                                         "alone: part of its prior variance lies along a ridge."),
     ("weakly identified", "The data inform the parameter, but the prior still shapes its posterior."),
@@ -80,7 +83,20 @@ def headlines(diag) -> tuple[str, list[str], str]:
     verdict = {n: str(v) for n, v in t["verdict"].items()}
     out = []
     conv = diag.convergence
-    if not conv.ok:
+    sym = getattr(diag, "symmetry", None)
+    if sym is not None and sym.symmetries:
+        for s in sym.symmetries:
+            out.append(f"The chains sat in {sym.n_modes} mirror solutions of the swap {s.label}: the likelihood is the "
+                       f"same at swapped draws, so the data cannot tell the labellings apart. Relabelled into one, "
+                       f"the chains agree; {join_names(s.moved)} are identified up to this relabelling. "
+                       f"Fix: {s.advice}.")
+    struggling = {n: e for n, e in (getattr(diag, "explained", None) or {}).items()
+                  if getattr(e, "sampler_struggles", False) and verdict.get(n) != "not converged"}
+    if struggling and "not converged" not in verdict.values():
+        what = "; ".join(dict.fromkeys(e.summary or e.reason for e in struggling.values()))
+        out.append(f"The sampler's trouble comes from non-identification, not from too few draws "
+                   f"({join_names(list(struggling))}): {what}.")
+    elif not conv.ok:
         per = [f"{k}: {', '.join(v)}" for k, v in list(conv.parameter_problems.items())[:3]]
         why = "; ".join(conv.problems[:2] + per)
         out.append(f"Sampling did not converge ({why}). No verdict below can be trusted yet: fix the sampling "
@@ -128,14 +144,20 @@ def headlines(diag) -> tuple[str, list[str], str]:
                    f"(psense above {PSENSE_FLAG}): a different prior would move it.")
     if not diag.ridges and all(v == "identified" for v in verdict.values()):
         lead = "Every parameter is identified by these data."
-    elif not conv.ok:
+    elif (not diag.ridges and sym is not None and sym.symmetries
+          and all(v in ("identified", "identified up to relabelling") for v in verdict.values())):
+        lead = f"Every parameter is identified by these data, up to the relabelling {sym.label}."
+    elif "not converged" in verdict.values():
         lead = "Not converged: verdicts below are provisional."
     elif diag.ridges:
         lead = f"{len(diag.ridges)} direction{'s' if len(diag.ridges) > 1 else ''} of the parameters " \
                f"{'are' if len(diag.ridges) > 1 else 'is'} not identified by these data."
     else:
         lead = "No ridge, but not every parameter is identified."
-    cls = "bad" if not conv.ok else ("warn" if diag.ridges or len(groups) > 1 else "")
+    if groups.get("identified up to relabelling") and not (sym is not None and sym.symmetries):
+        out.append(f"{join_names(groups['identified up to relabelling'])} are identified up to relabelling.")
+    cls = ("bad" if "not converged" in verdict.values() else
+           "warn" if diag.ridges or len(groups) > 1 or sym is not None else "")
     return lead, out, cls
 
 
@@ -304,10 +326,17 @@ def _convergence(diag, p):
                      "result": ""})
     cols = [Column("check", "Check", "text"), Column("value", "Value", "text"), Column("limit", "Needed", "text"),
             Column("result", "Result", "text")]
+    raw = getattr(diag, "raw_convergence", None)
+    sym = getattr(diag, "symmetry", None)
     if conv.ok:
         sentence = (f"Sampling converged: {chains} chains of {format_number(per_chain, 'int')} draws agree "
                     f"(R-hat, ESS), with {conv.divergences} divergent transitions."
                     if chains else "Sampling converged.")
+        if raw is not None and sym is not None and sym.symmetries:
+            rh = max(v for v in raw.rhat.values() if np.isfinite(v))
+            sentence = (f"As sampled, the chains disagreed (largest R-hat {format_number(rh, 'rhat')}): they sat in "
+                        f"mirror solutions of {sym.label}. The figures below are for the draws relabelled into one "
+                        "labelling: " + sentence[0].lower() + sentence[1:])
     else:
         sentence = "Sampling did not converge: " + "; ".join(
             conv.problems + [f"{k}: {', '.join(v)}" for k, v in conv.parameter_problems.items()]) + "."
