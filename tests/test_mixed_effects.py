@@ -178,6 +178,15 @@ def _nuts_check(name, seed):
         assert abs(m - ep.mean[ep.index(k)]) < 4 * np.sqrt(ep.var(k) / ess), (k, m, ep.mean[ep.index(k)])
         ess_v = float(arviz_stats.ess((a - m) ** 2))
         assert abs(v / ep.var(k) - 1) < 4 * np.sqrt(2 / ess_v), (k, v, ep.var(k))
+    # levels on the NUTS draws: gamma confounded with the w-weighted mean of b, R² as in the exact posterior
+    diag = bayesid.diagnose(tree, model=model, fisher=False)
+    lv = diag.levels(model=model, cluster_covariates={"w": spec.cluster_covariate()})
+    gam = {c.fixed: c for c in lv.confounding}["gamma"]
+    g, re = ep.index("gamma"), list(range(3, len(ep.names)))
+    r2 = float(ep.cov[g, re] @ np.linalg.solve(ep.cov[np.ix_(re, re)], ep.cov[g, re]) / ep.cov[g, g])
+    assert gam.confounded and gam.against == "the w-weighted mean of b"
+    assert abs(gam.share - r2) < 4 * gam.share_se + 0.01, (gam.share, gam.share_se, r2)
+    return lv
 
 
 @pytest.mark.slow
