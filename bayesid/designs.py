@@ -245,8 +245,9 @@ def compare(spec, designs=None, priors=None, n_prior: int = 64, n_replicates: in
     ----------
     spec : str, ModelSpec, pymc.Model or callable
         Registered model; a ``pm.Model`` or model factory goes to :func:`compare_model`.
-    designs : list of str, optional
-        Design names (default: all of the model's designs).
+    designs : list of str or Design, optional
+        Design names or :class:`~bayesid.models.Design` objects (e.g. ``spec.make_design("imu_accel",
+        duration=1.0)``); default: all of the model's designs.
     priors : dict of str -> dict, optional
         Named prior designs, each a dict of prior overrides ``{parameter: Prior}``; the default
         priors are always included as ``"default"``.
@@ -446,7 +447,7 @@ class _SpecSpace(_DesignSpace):
 
     def __init__(self, spec, designs, priors):
         self.spec = spec
-        self.designs = {d: spec.design(d) for d in designs}
+        self.designs = {spec.design(d).name: spec.design(d) for d in designs}
         self.priors = {"default": {}, **(priors or {})}
         self.factory = spec
         self._cache = {}
@@ -825,9 +826,11 @@ class SimulationDesignComparison(DesignComparison):
         return t.join(extra)
 
     def __repr__(self):
-        cols = ["rank", "identified", "uninformed_directions", "uninformed", "p_uninformed_direction"]
+        t = self.table
+        cols = [c for c in ("rank", "identified", "uninformed_directions", "uninformed", "p_uninformed_direction")
+                if c in t.columns]
         return (f"<SimulationDesignComparison {self.model}: {self.method}, {self.n_datasets} datasets per "
-                f"design>\n{self.table[cols].to_string()}")
+                f"design>\n{t[cols].to_string()}")
 
 
 McmcDesignComparison = SimulationDesignComparison  # the name of earlier versions

@@ -257,6 +257,8 @@ def test_line_designs_by_npe_agree():
             assert t.loc[(d, "default"), f"contraction[{p}]"] > 0.5
         assert np.all(np.abs(t[f"z_sd[{p}]"] - 1) < 4 / np.sqrt(2 * 200)), t[f"z_sd[{p}]"]
     assert set(dc.training) == {(d, "default") for d in _LINE}
+    html = dc.to_html(figures=False)
+    assert "Per parameter over the simulated datasets" in html and "npe: one amortized posterior" in html
 
 
 def test_design_comparison_bad_input():

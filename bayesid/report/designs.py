@@ -135,8 +135,44 @@ def designs_context(dc, figures=True, prefix="des-") -> dict:
     meta.append(("common random numbers", "yes: every design sees the same prior draws" if crn else
                  ("no" if crn is False else "not recorded")))
     meta.append(("non-viable prior draws (all designs)", str(failed)))
+    method = getattr(dc, "method", "fisher")
+    meta.insert(1, ("method", _METHOD_TEXT.get(method, method)
+                    + (f", {dc.n_datasets} simulated datasets per design" if method != "fisher" else "")))
+    sim_t = _simulation_table(dc, p) if method != "fisher" else None
+    if method != "fisher":
+        notes += [("p identified", "share of the simulated datasets whose posterior contracts the parameter by at "
+                                   "least the 'identified' threshold"),
+                  ("z sd", "standard deviation of (posterior mean − truth)/posterior sd over the datasets: ≈ 1 for "
+                           "a calibrated posterior, < 1 too wide, > 1 overconfident")]
+    for key, tr in sorted(getattr(dc, "training", {}).items()):
+        meta.append((f"NPE training {key[0]}" + ("" if key[1] == "default" else f" / {key[1]}"),
+                     f"{tr['n_simulations']} simulations, {tr['seconds']:.0f} s, "
+                     + ("converged" if tr["converged"] else "validation loss still falling (not converged)")))
     return dict(p=p, title=f"Design comparison: {dc.model}", recommendation=recommendation(dc), rank_table=rank_t,
-                verdict_table=verd_t, figures=figs, glossary=notes, meta=meta)
+                verdict_table=verd_t, figures=figs, glossary=notes, meta=meta, method=method, sim_table=sim_t)
+
+
+_METHOD_TEXT = {"fisher": "fisher: prior-averaged Fisher information (no sampling)",
+                "mcmc": "mcmc: NUTS fits (bayesid.fit) of prior-predictive datasets",
+                "npe": "npe: one amortized posterior (NPE) per design, evaluated on prior-predictive datasets"}
+
+
+def _simulation_table(dc, p):
+    """Per design and parameter over the simulated datasets: contraction ± se, p identified, z sd."""
+    t = dc.table
+    params = [c[len("contraction["):-1] for c in t.columns if c.startswith("contraction[")]
+    rows = []
+    for key in t.index:
+        for n in params:
+            rows.append({"design": key[0] if key[1] == "default" else f"{key[0]} / {key[1]}", "parameter": n,
+                         "c": t.loc[key, f"contraction[{n}]"], "se": t.loc[key, f"contraction_se[{n}]"],
+                         "pid": t.loc[key, f"p_identified[{n}]"], "z": t.loc[key, f"z_sd[{n}]"]})
+    cols = [Column("design", "Design", "text"), Column("parameter", "Parameter", "text"),
+            Column("c", "Contraction", "value", "expected contraction over the datasets"),
+            Column("se", "± se", "value", "standard error over the datasets"),
+            Column("pid", "p identified", "value", "share of datasets with contraction ≥ the identified threshold"),
+            Column("z", "z sd", "value", "spread of the z-scores (≈ 1 when calibrated)")]
+    return make_table(rows, cols, table_id=f"{p}datasets")
 
 
 def designs_html(dc, figures=True, prefix="des-") -> str:
