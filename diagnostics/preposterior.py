@@ -75,8 +75,9 @@ __all__ = ["DrawFisher", "fisher_at_draws", "value_layout", "prior_points", "EXA
 #: ``jacobian="auto"`` uses the compressed (sparse) Jacobian above this many coordinates.
 SPARSE_MIN_DIM = 12
 
-#: PyTensor mode of the sparse path's function: no C/numba compilation (numba took 5 s on a 200-group
-#: Jacobian graph); its few batched forward products are whole-array NumPy operations.
+#: PyTensor mode of the Fisher functions: no C/numba compilation (numba took 5 s on a 200-group
+#: Jacobian graph, 0.3 s on a two-parameter one); the sparse path's few batched forward products are
+#: whole-array NumPy operations.
 FISHER_MODE = "FAST_COMPILE"
 
 #: Observed distributions whose Fisher information is used in closed form (pytensor op names).
@@ -223,14 +224,24 @@ def prior_points(model, n_draws: int, random_seed=None):
     ndarray (n_draws, d)
         In :func:`value_layout` order.
     """
+    import warnings
+
     import pymc as pm
 
+    from bayesid.vectorize import sample_prior
 
-    with model:
-        pr = pm.sample_prior_predictive(draws=n_draws, random_seed=random_seed,
-                                        var_names=[rv.name for rv in model.free_RVs])
-    ds = pr["prior"].to_dataset()
-    return constrained_to_points(model, {rv.name: ds[rv.name].values[0] for rv in model.free_RVs})
+    names = [rv.name for rv in model.free_RVs]
+    try:  # one vectorised forward-sampling call (bayesid.vectorize) instead of one call per draw
+        ds = sample_prior(model, n_draws, random_seed=random_seed, var_names=names)["prior"].to_dataset()
+    except Exception as err:  # an Op without a batched form: PyMC's per-draw sampler, same distribution
+        from bayesid.vectorize import VectorizeFallbackWarning
+
+        warnings.warn(f"prior_points: vectorised prior sampling failed ({type(err).__name__}: {err}); "
+                      "using pymc.sample_prior_predictive", VectorizeFallbackWarning, stacklevel=2)
+        with model:
+            ds = pm.sample_prior_predictive(draws=n_draws, random_seed=random_seed, var_names=names,
+                                            progressbar=False)["prior"].to_dataset()
+    return constrained_to_points(model, {n: ds[n].values[0] for n in names})
 
 
 def constrained_to_points(model, draws: dict) -> np.ndarray:
@@ -240,7 +251,7 @@ def constrained_to_points(model, draws: dict) -> np.ndarray:
     from bayesid.vectorize import compile_vectorized
 
     names, layout = value_layout(model)
-    fn = compile_vectorized(*forward_transform_graph(model))
+    fn = compile_vectorized(*forward_transform_graph(model), mode="FAST_COMPILE")  # one call: no JIT needed
     arrays = [np.asarray(draws[rv.name]).astype(rv.dtype) for rv in model.free_RVs]
     vals = fn(*arrays)
     S = arrays[0].shape[0]
@@ -594,8 +605,7 @@ def fisher_at_draws(model, points, white=None, *, n_replicates: int | None = Non
         jac_info = f"sparse ({gn.n_colours} forward products per draw, pattern {len(gn.r)} of " \
                               f"{n_rows}×{d})"
     else:
-        fn = pytensor.function([x], outputs, on_unused_input="ignore",
-                               mode=FISHER_MODE if jac == "sparse" else None)
+        fn = pytensor.function([x], outputs, on_unused_input="ignore", mode=FISHER_MODE)
         jac_info = "dense"
     ss = np.random.SeedSequence(random_seed if not isinstance(random_seed, np.random.SeedSequence)
                                 else random_seed.entropy)

@@ -81,3 +81,71 @@ def test_exact_gauss_newton_matches_replicate_scores():
     f = a.fisher[0]
     se = np.sqrt((np.outer(np.diag(f), np.diag(f)) + f**2) / k)
     assert np.all(np.abs(b.fisher[0] - f) < 5 * se)
+
+
+# ---------------------------------------------------------------- fast path = reference path (issue 14)
+def _noncentred(G=40, n=3, seed=0):
+    rng = np.random.default_rng(seed)
+    idx = np.repeat(np.arange(G), n)
+    x = rng.normal(size=G * n)
+    with pm.Model() as m:
+        mu = pm.Normal("mu", 0, 5)
+        tau = pm.HalfNormal("tau", 2.5)
+        b = pm.Normal("b", 0, 1)
+        sigma = pm.HalfNormal("sigma", 2.5)
+        z = pm.Normal("z", 0, 1, shape=G)
+        pm.Normal("y", mu + tau * z[idx] + b * x, sigma, observed=rng.normal(size=G * n))
+    return m
+
+
+@pytest.mark.parametrize("build", [centred, _noncentred], ids=["centred-latent", "noncentred"])
+def test_sparse_jacobian_equals_dense_reference(build):
+    """The compressed Jacobian gives the dense path's matrix up to rounding (a few ulps of max |F|),
+    hence the same whitened eigen-decomposition and the same null dimensions."""
+    m = build()
+    pts = prior_points(m, 300, random_seed=3)
+    white = whitening(pts)
+    fast = fisher_at_draws(m, pts[:6], white, jacobian="sparse")
+    ref = fisher_at_draws(m, pts[:6], white, jacobian="dense")
+    assert fast.jacobian.startswith("sparse") and ref.jacobian == "dense"
+    assert int(fast.jacobian.split("(")[1].split()[0]) <= 5  # a handful of forward products, not d
+    scale = np.abs(ref.fisher).max(axis=(1, 2))[:, None, None]
+    assert np.all(np.abs(fast.fisher - ref.fisher) <= 1e-12 * scale)
+    assert np.array_equal(fast.local_null_dim, ref.local_null_dim)
+    assert np.allclose(fast.eigenvalues, ref.eigenvalues, rtol=1e-9, atol=1e-9 * ref.eigenvalues.max())
+
+
+def test_sparse_jacobian_pattern_check_falls_back_to_the_full_jacobian():
+    """A branch the two pattern draws did not take (switch on a > 0): the per-draw random-direction
+    check catches the missing entries and those draws use the full Jacobian — same matrix as dense.
+    Negative control: with only a > 0 draws there is no fallback."""
+    with pm.Model() as m:
+        a = pm.Normal("a")
+        b = pm.Normal("b", shape=14)
+        c = pm.Normal("c")
+        pm.Normal("y", pm.math.switch(a > 0, b, c + 0 * b), 1.0, observed=np.zeros(14))
+    rng = np.random.default_rng(0)
+    pts = rng.normal(size=(6, 16))
+    pts[:, 0] = [1.0, 2.0, 0.5, -1.0, -0.3, 1.5]  # pattern from the first two (a > 0): b only
+    fast = fisher_at_draws(m, pts, jacobian="sparse")
+    ref = fisher_at_draws(m, pts, jacobian="dense")
+    assert "full Jacobian at 2 draw(s)" in fast.jacobian
+    assert np.allclose(fast.fisher, ref.fisher, rtol=0, atol=1e-12)
+    assert ref.fisher[3, 15, 15] == pytest.approx(14.0)  # a < 0: c carries all 14 observations
+    control = fisher_at_draws(m, pts[[0, 1, 2, 5]], jacobian="sparse")
+    assert "full Jacobian" not in control.jacobian
+
+
+def test_sparse_jacobian_mixed_likelihoods_equal_dense():
+    """Binomial, Normal and Poisson closed forms in one model: the same matrix either way."""
+    with pm.Model() as m:
+        p1 = pm.Uniform("p1", 0, 1)
+        p2 = pm.Uniform("p2", 0, 1)
+        s = pm.HalfNormal("s", 1)
+        pm.Binomial("y", n=100, p=p1 * p2, observed=30)
+        pm.Normal("z", p1, s, observed=np.zeros(6))
+        pm.Poisson("c", 3 * p2, observed=[1, 2])
+    pts = np.array([[0.3, -0.2, 0.1], [-1.0, 0.4, -0.5], [2.0, 1.0, 0.0]])
+    fast = fisher_at_draws(m, pts, jacobian="sparse")
+    ref = fisher_at_draws(m, pts, jacobian="dense")
+    assert np.allclose(fast.fisher, ref.fisher, rtol=1e-12, atol=0)
