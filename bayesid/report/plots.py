@@ -22,6 +22,7 @@ __all__ = ["plot_contraction", "plot_marginals", "plot_pair", "plot_spectrum", "
 
 VERDICT_COLORS = {
     "identified": "#1b7837",
+    "identified up to relabelling": "#5aae61",
     "identified only in combination": "#2166ac",
     "weakly identified": "#e08214",
     "not identified": "#b2182b",
