@@ -14,8 +14,9 @@ import numpy as np
 import xarray as xr
 
 from .errors import CacheError
+from .vectorize import VectorizeFallbackWarning
 from .pymc_utils import (check_continuous, free_parameters, has_random, imputed_variables,
-                         model_fingerprint, to_unconstrained)
+                         model_fingerprint, model_fingerprints, to_unconstrained)
 
 __all__ = ["fit", "add_unconstrained_groups", "choose_adaptation", "LOW_RANK_MAX_DIM"]
 
@@ -56,9 +57,10 @@ def _seed_ints(random_seed, n):
     return [int(s.generate_state(1)[0]) for s in ss.spawn(n)], ss.entropy
 
 
-def _fingerprint(model, draws, tune, chains, prior_draws, seed, extra) -> str:
+def _fingerprint(model, draws, tune, chains, prior_draws, seed, extra, model_fp=None) -> str:
     """The cache key: the model's graph with its constants, data and ``pm.Data`` values
-    (:func:`~bayesid.pymc_utils.model_fingerprint`), sampler settings, seed and library versions."""
+    (:func:`~bayesid.pymc_utils.model_fingerprint`, or ``model_fp`` if already computed), sampler
+    settings, seed and library versions."""
     from importlib.metadata import PackageNotFoundError, version
 
     from . import __version__
@@ -70,7 +72,7 @@ def _fingerprint(model, draws, tune, chains, prior_draws, seed, extra) -> str:
         except PackageNotFoundError:
             vers[pkg] = None
     h = hashlib.sha256()
-    h.update(model_fingerprint(model, observed=True).encode())
+    h.update((model_fp or model_fingerprint(model, observed=True)).encode())
     h.update(json.dumps([draws, tune, chains, prior_draws, str(seed), extra, vers], sort_keys=True,
                         default=str).encode())
     return h.hexdigest()
@@ -151,45 +153,66 @@ def _draws_dict(ds: xr.Dataset, names) -> dict:
     return {n: ds[n].values for n in names}
 
 
-def _prior_draws(model, draws, seed):
-    """Prior and prior predictive: one vectorised forward graph (:func:`bayesid.vectorize.sample_prior`);
-    PyMC's per-draw ``sample_prior_predictive`` where the graph cannot be vectorised."""
+def _fallback(fallbacks, what, err, instead):
+    """Say (a :class:`~bayesid.vectorize.VectorizeFallbackWarning`) and record that a vectorised step failed."""
+    from .vectorize import VectorizeFallbackWarning
+
+    msg = f"{what}: the vectorised evaluation failed ({type(err).__name__}: {str(err)[:200]}); {instead}"
+    fallbacks.append(msg)
+    warnings.warn(msg + " (same values, slower)", VectorizeFallbackWarning, stacklevel=3)
+
+
+def _prior_draws(model, draws, seed, var_names, fallbacks, cache_key=None):
+    """Prior (and prior predictive, if in ``var_names``): one vectorised forward graph
+    (:func:`bayesid.vectorize.sample_prior`); PyMC's per-draw ``sample_prior_predictive`` where the graph
+    cannot be vectorised (warned and recorded in ``fallbacks``)."""
     import pymc as pm
 
     from .vectorize import sample_prior
 
     try:
-        return sample_prior(model, draws, random_seed=seed)
-    except Exception:
-        return pm.sample_prior_predictive(draws=draws, random_seed=seed)
+        return sample_prior(model, draws, random_seed=seed, var_names=var_names, cache_key=cache_key)
+    except Exception as err:
+        _fallback(fallbacks, "prior draws", err, "used pymc.sample_prior_predictive (one call per draw)")
+        return pm.sample_prior_predictive(draws=draws, random_seed=seed, var_names=var_names)
 
 
-def _add_log_density(tree, model, kind, pymc_fn):
-    """``log_likelihood`` / ``log_prior`` group: one vectorised evaluation (:mod:`bayesid.vectorize`); PyMC's
-    per-draw loop where the graph has an Op that cannot be vectorised."""
-    from .vectorize import log_density
+def _add_log_densities(tree, model, fallbacks, cache_key=None):
+    """``log_likelihood`` and ``log_prior`` groups from one vectorised function
+    (:func:`bayesid.vectorize.log_densities`); PyMC's per-draw loops where the graph has an Op that cannot
+    be vectorised (warned and recorded in ``fallbacks``)."""
+    from pymc.stats import compute_log_likelihood, compute_log_prior
+
+    from .vectorize import log_densities
 
     try:
-        ds = log_density(model, tree["posterior"].to_dataset(), kind)
-    except Exception:
-        pymc_fn(tree, extend_inferencedata=True, progressbar=False)
+        res = log_densities(model, tree["posterior"].to_dataset(), ("likelihood", "prior"), cache_key=cache_key)
+    except Exception as err:
+        _fallback(fallbacks, "log_likelihood / log_prior", err,
+                  "used pymc.stats.compute_log_likelihood / compute_log_prior (one call per draw)")
+        compute_log_likelihood(tree, extend_inferencedata=True, progressbar=False)
+        compute_log_prior(tree, extend_inferencedata=True, progressbar=False)
         return
-    tree[f"log_{kind}"] = xr.DataTree(ds)
+    for kind, ds in res.items():
+        tree[f"log_{kind}"] = xr.DataTree(ds)
 
 
-def add_unconstrained_groups(tree: xr.DataTree, model) -> xr.DataTree:
+def add_unconstrained_groups(tree: xr.DataTree, model, *, cache_key=None) -> xr.DataTree:
     """Add ``unconstrained_prior`` / ``unconstrained_posterior`` groups holding every free parameter
     in the unconstrained coordinates NUTS samples in (value-variable names such as ``b_log__``).
 
-    Works for any DataTree with ``prior`` and/or ``posterior`` groups of ``model``'s free RVs.
+    Works for any DataTree with ``prior`` and/or ``posterior`` groups of ``model``'s free RVs. The
+    transform is compiled once for both groups (and kept for later calls with the same model and
+    ``cache_key``, see :mod:`bayesid.vectorize`).
     """
     params = free_parameters(model)
     names = [p.name for p in params]
+    key = cache_key if cache_key is not None else object()  # both groups share one compilation
     for group in ("prior", "posterior"):
         if group not in tree.children:
             continue
         ds = tree[group].to_dataset()
-        u = to_unconstrained(model, _draws_dict(ds, names), sample_ndim=2)
+        u = to_unconstrained(model, _draws_dict(ds, names), sample_ndim=2, cache_key=key)
         out = xr.Dataset()
         for p in params:
             val = u[p.value_name]
@@ -219,6 +242,7 @@ def fit(
     cache: str | os.PathLike | None = None,
     sampler: str = "nutpie",
     adaptation: str = "auto",
+    prior_predictive: bool = False,
     **sample_kwargs,
 ) -> xr.DataTree:
     """Sample prior and posterior of a PyMC model and return one DataTree for the diagnostics.
@@ -262,6 +286,12 @@ def fit(
         model ran 10× slower per ESS with it). ``benchmarks/fit.py`` measures both sides. An
         ``nuts={"adaptation": ...}`` keyword (e.g. from a model's ``sampler_kwargs``) overrides it.
         Ignored by other samplers.
+    prior_predictive : bool
+        Also draw the prior predictive (simulated observations, group ``prior_predictive``). Off by
+        default: nothing in bayesid's diagnostics reads it (``diagnose`` uses the prior of the
+        parameters; Fisher information simulates its own replicates), and for large datasets it is the
+        most expensive prior draw (4000 × 2000 values on a 200-group hierarchy). When it is not drawn,
+        ``tree.attrs["bayesid_not_computed"]`` says so and why.
     **sample_kwargs
         Passed to :func:`pymc.sample`.
 
@@ -269,12 +299,15 @@ def fit(
     -------
     xarray.DataTree
         Groups ``posterior, sample_stats, log_likelihood, log_prior, observed_data, prior,
-        prior_predictive, unconstrained_prior, unconstrained_posterior``. ``tree.attrs`` records the
-        seed, settings, cache key (``bayesid_fingerprint``), the model's fingerprint before the data
-        (``bayesid_model_fingerprint``, checked by :func:`bayesid.compare`) and ``bayesid_notes``:
-        what was done differently and why (e.g. no ``prior_predictive`` for a ``pm.CustomDist``
-        likelihood without ``random``; PyMC-imputed missing observations, which :func:`diagnose`
-        leaves out).
+        unconstrained_prior, unconstrained_posterior`` (and ``prior_predictive`` if asked for).
+        ``tree.attrs`` records the seed, settings, cache key (``bayesid_fingerprint``), the model's
+        fingerprint before the data (``bayesid_model_fingerprint``, checked by :func:`bayesid.compare`),
+        ``bayesid_timings`` (seconds per part), ``bayesid_not_computed`` (JSON: group -> why it is
+        absent), ``bayesid_fallbacks`` (JSON list: vectorised steps that failed and were redone per draw
+        by PyMC, each also warned as :class:`~bayesid.vectorize.VectorizeFallbackWarning`) and
+        ``bayesid_notes``: what was done differently and why (e.g. no ``prior_predictive`` for a
+        ``pm.CustomDist`` likelihood without ``random``; PyMC-imputed missing observations, which
+        :func:`diagnose` leaves out).
 
     Raises
     ------
@@ -282,7 +315,6 @@ def fit(
         ``cache`` is unreadable, not a bayesid cache, or cannot be written.
     """
     import pymc as pm
-    from pymc.stats import compute_log_likelihood, compute_log_prior
 
     if not isinstance(model, pm.Model):
         raise TypeError(
@@ -300,8 +332,13 @@ def fit(
     (s_post, s_prior), _ = _seed_ints(random_seed, 2)
 
     adaptation = choose_adaptation(model, adaptation)
-    fp = _fingerprint(model, draws, tune, chains, prior_draws, random_seed,
-                      [target_accept, sampler, adaptation, sorted(sample_kwargs.items())])
+    timings = {}
+    t_pre = time.perf_counter()
+    model_fp, model_fp_before_data = model_fingerprints(model, (True, False))
+    extra = [target_accept, sampler, adaptation, sorted(sample_kwargs.items())]
+    if prior_predictive:  # keys of fits without the option stay what they were
+        extra.append("prior_predictive")
+    fp = _fingerprint(model, draws, tune, chains, prior_draws, random_seed, extra, model_fp=model_fp)
     resumed = None
     if cache is not None:
         cache = Path(cache)
@@ -316,11 +353,11 @@ def fit(
         _check_writable(cache)  # before sampling, so an unwritable path cannot cost the fit
 
     cores = cores or min(chains, os.cpu_count() or 1)
-    timings = {}
-    notes = []
+    notes, fallbacks, not_computed = [], [], {}
     no_random = [k for k, ok in has_random(model).items() if not ok]
     imputed = imputed_variables(model)
     t0 = time.perf_counter()
+    timings["fingerprint"] = t0 - t_pre
     kw = dict(draws=draws, tune=tune, chains=chains, cores=cores, random_seed=s_post,
               progressbar=progressbar, nuts_sampler=sampler, target_accept=target_accept)
     if sampler == "nutpie":
@@ -350,27 +387,35 @@ def fit(
         timings["sampling"] = float(st)
     try:
         with model:
-            _add_log_density(tree, model, "likelihood", compute_log_likelihood)
+            _add_log_densities(tree, model, fallbacks, cache_key=model_fp)
             t2 = time.perf_counter()
-            timings["log_likelihood"] = t2 - t1
-            _add_log_density(tree, model, "prior", compute_log_prior)
-            t3 = time.perf_counter()
-            timings["log_prior"] = t3 - t2
+            timings["log_likelihood_and_prior"] = t2 - t1
+            var_names = [v.name for v in model.free_RVs + model.deterministics]
             if no_random:
                 # pm.CustomDist without `random`: the parameters' prior can be drawn, the data cannot
-                var_names = [v.name for v in model.free_RVs + model.deterministics]
-                prior = pm.sample_prior_predictive(draws=prior_draws, random_seed=s_prior, var_names=var_names)
                 notes.append(f"{', '.join(no_random)} cannot be simulated (a pm.CustomDist without random=): "
                              "no prior_predictive group; the log-likelihood is computed as usual")
+                not_computed["prior_predictive"] = (f"{', '.join(no_random)} cannot be simulated (a "
+                                                    "pm.CustomDist without random=)")
+            elif prior_predictive:
+                var_names += [v.name for v in model.observed_RVs]
             else:
-                prior = _prior_draws(model, prior_draws, s_prior)
-            t4 = time.perf_counter()
-            timings["prior"] = t4 - t3
+                not_computed["prior_predictive"] = ("not drawn: fit(prior_predictive=False), the default; "
+                                                    "bayesid's diagnostics do not use it")
+            prior = _prior_draws(model, prior_draws, s_prior, var_names, fallbacks, cache_key=model_fp)
+            t3 = time.perf_counter()
+            timings["prior"] = t3 - t2
         for g in ("prior", "prior_predictive"):
             if g in prior.children and prior[g].data_vars:
                 tree[g] = prior[g]
-        add_unconstrained_groups(tree, model)
-        timings["unconstrained"] = time.perf_counter() - t4
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", VectorizeFallbackWarning)
+            add_unconstrained_groups(tree, model, cache_key=model_fp)
+        for w in caught:  # recorded, and shown to the user as they would have been
+            if issubclass(w.category, VectorizeFallbackWarning):
+                fallbacks.append(str(w.message))
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        timings["unconstrained"] = time.perf_counter() - t3
     except Exception as err:
         if saved is None:
             saved = _save(tree, Path(tempfile.gettempdir()) / f"bayesid-fit-{fp[:16]}.nc", fallback=True)
@@ -386,12 +431,14 @@ def fit(
         bayesid_timings=json.dumps(timings),
         random_seed=str(random_seed),
         bayesid_fingerprint=fp,
-        bayesid_model_fingerprint=model_fingerprint(model, observed=False),
+        bayesid_model_fingerprint=model_fp_before_data,
         bayesid_settings=settings,
         bayesid_complete="true",
         bayesid_notes=json.dumps(notes),
         bayesid_imputed=json.dumps(imputed),
         bayesid_no_random=json.dumps(no_random),
+        bayesid_not_computed=json.dumps(not_computed),
+        bayesid_fallbacks=json.dumps(fallbacks),
     )
     if cache is not None:
         try:

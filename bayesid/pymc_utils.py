@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = ["FreeParameter", "free_parameters", "to_unconstrained", "check_continuous", "graph_digest",
-           "model_fingerprint", "imputed_variables", "has_random"]
+           "model_fingerprint", "model_fingerprints", "imputed_variables", "has_random"]
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,8 @@ def _compile_forward(model):
     return pytensor.function(inputs, outs, on_unused_input="ignore", mode="FAST_COMPILE")
 
 
-def to_unconstrained(model, draws: dict[str, np.ndarray], sample_ndim: int = 2) -> dict[str, np.ndarray]:
+def to_unconstrained(model, draws: dict[str, np.ndarray], sample_ndim: int = 2, *,
+                     cache_key=None) -> dict[str, np.ndarray]:
     """Map constrained draws of every free RV to the unconstrained space NUTS works in.
 
     Parameters
@@ -85,11 +86,19 @@ def to_unconstrained(model, draws: dict[str, np.ndarray], sample_ndim: int = 2) 
         Constrained draws keyed by RV name, each with ``sample_ndim`` leading sample dimensions.
     sample_ndim : int
         Number of leading sample dimensions (2 for ``(chain, draw)``).
+    cache_key : str, optional
+        Keep the compiled transform for the next call with the same model object and key
+        (:func:`bayesid.vectorize.cached`).
 
     Returns
     -------
     dict of str -> ndarray
         Keyed by value-variable name (``"b_log__"``), same leading dimensions.
+
+    Warns
+    -----
+    bayesid.vectorize.VectorizeFallbackWarning
+        The vectorised transform failed (the reason is named) and one call per draw was used instead.
     """
     params = free_parameters(model)
     missing = [p.name for p in params if p.name not in draws]
@@ -102,18 +111,26 @@ def to_unconstrained(model, draws: dict[str, np.ndarray], sample_ndim: int = 2) 
     flat = [a.reshape(-1, *a.shape[sample_ndim:]).astype(model.free_RVs[j].dtype)
             for j, a in enumerate(arrays)]
     try:  # one vectorised call per block of draws (bayesid.vectorize)
-        results = _forward_vectorized(model, flat)
-    except Exception:  # an Op without a batched form: one call per draw
+        results = _forward_vectorized(model, flat, cache_key)
+    except Exception as err:  # an Op without a batched form: one call per draw, and say so
+        import warnings
+
+        from .vectorize import VectorizeFallbackWarning
+
+        warnings.warn(f"to_unconstrained: the vectorised transform failed ({type(err).__name__}: "
+                      f"{str(err)[:200]}); transforming one draw at a time (same values, slower)",
+                      VectorizeFallbackWarning, stacklevel=2)
         fn = _compile_forward(model)
         per_draw = [fn(*[f[i] for f in flat]) for i in range(flat[0].shape[0])]
         results = [np.stack([v[j] for v in per_draw]) for j in range(len(params))]
     return {p.value_name: r.reshape(*lead, *r.shape[1:]) for p, r in zip(params, results)}
 
 
-def _forward_vectorized(model, flat):
-    from .vectorize import compile_vectorized, evaluate_at_draws
+def _forward_vectorized(model, flat, cache_key=None):
+    from .vectorize import cached, compile_vectorized, evaluate_at_draws
 
-    fn = compile_vectorized(*forward_transform_graph(model), mode="FAST_COMPILE")
+    fn = cached(model, cache_key, "forward_transform",
+                lambda: compile_vectorized(*forward_transform_graph(model), mode="FAST_COMPILE"))
     return evaluate_at_draws(fn, flat)
 
 
@@ -234,22 +251,33 @@ def model_fingerprint(model, observed: bool = True) -> str:
     str
         A sha256 hex digest.
     """
-    h = hashlib.sha256()
+    return model_fingerprints(model, (observed,))[0]
+
+
+def model_fingerprints(model, observed=(True, False)) -> list[str]:
+    """:func:`model_fingerprint` for each flag in ``observed``, building the model's log-density graph
+    once (the same digests as separate calls)."""
     obs_values = [model.rvs_to_values[rv] for rv in model.observed_RVs]
-    shape_only = () if observed else obs_values
-    # The generative graph (prior and prior-predictive sampling) ...
-    graph_digest(list(model.free_RVs) + list(model.observed_RVs) + list(model.deterministics)
-                 + list(model.potentials), h, shape_only=shape_only)
-    # ... and the log density NUTS samples (transforms, observed values, potentials).
-    graph_digest([model.logp()], h, shape_only=shape_only)
+    generative = (list(model.free_RVs) + list(model.observed_RVs) + list(model.deterministics)
+                  + list(model.potentials))
+    logp = [model.logp()]
     names = [(rv.name, str(model.rvs_to_values[rv].name), _transform_name(model.rvs_to_transforms.get(rv)))
              for rv in model.free_RVs]
-    h.update(repr(names).encode())
-    h.update(repr(sorted(v.name for v in model.observed_RVs)).encode())
-    h.update(repr(sorted(v.name for v in model.deterministics)).encode())
-    for k, v in sorted(model.coords.items()):
-        h.update(f"|coord {k}:{_stable(np.asarray(v) if v is not None else None)}".encode())
-    return h.hexdigest()
+    out = []
+    for with_obs in observed:
+        h = hashlib.sha256()
+        shape_only = () if with_obs else obs_values
+        # The generative graph (prior and prior-predictive sampling) ...
+        graph_digest(generative, h, shape_only=shape_only)
+        # ... and the log density NUTS samples (transforms, observed values, potentials).
+        graph_digest(logp, h, shape_only=shape_only)
+        h.update(repr(names).encode())
+        h.update(repr(sorted(v.name for v in model.observed_RVs)).encode())
+        h.update(repr(sorted(v.name for v in model.deterministics)).encode())
+        for k, v in sorted(model.coords.items()):
+            h.update(f"|coord {k}:{_stable(np.asarray(v) if v is not None else None)}".encode())
+        out.append(h.hexdigest())
+    return out
 
 
 def imputed_variables(model) -> dict[str, str]:

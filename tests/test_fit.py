@@ -11,7 +11,7 @@ import bayesid
 from bayesid import models
 
 GROUPS = {"posterior", "sample_stats", "log_likelihood", "log_prior", "observed_data", "prior",
-          "prior_predictive", "unconstrained_prior", "unconstrained_posterior"}
+          "unconstrained_prior", "unconstrained_posterior"}
 
 
 def _model():
@@ -20,8 +20,14 @@ def _model():
 
 
 def test_fit_returns_all_groups_and_unconstrained_draws():
+    import json
+
     tree = bayesid.fit(_model(), draws=200, tune=200, chains=2, random_seed=5, progressbar=False)
     assert GROUPS <= set(tree.children)
+    # the prior predictive is not drawn by default, and the tree says so (not silently absent)
+    assert "prior_predictive" not in tree.children
+    assert "prior_predictive" in json.loads(tree.attrs["bayesid_not_computed"])
+    assert json.loads(tree.attrs["bayesid_fallbacks"]) == []
     up, p = tree["unconstrained_posterior"], tree["posterior"]
     # the unconstrained coordinates of a positive parameter are exactly its log
     np.testing.assert_allclose(up["a_log__"].values, np.log(p["a"].values), rtol=1e-10)
@@ -254,7 +260,7 @@ def test_posterior_is_saved_before_post_processing_and_resumed(tmp_path, monkeyp
     monkeypatch.undo()
     monkeypatch.setattr(pm, "sample", lambda *a, **k: pytest.fail("sampled again instead of resuming"))
     tree = bayesid.fit(_keyed_model(), **kw)
-    assert {"posterior", "log_likelihood", "log_prior", "prior", "prior_predictive", "unconstrained_prior",
+    assert {"posterior", "log_likelihood", "log_prior", "prior", "unconstrained_prior",
             "unconstrained_posterior"} <= set(tree.children)
     assert tree.attrs["bayesid_complete"] == "true"
     assert "resumed" in tree.attrs["bayesid_notes"]
@@ -273,3 +279,80 @@ def test_customdist_without_random_returns_the_posterior_and_diagnose_skips_fish
     # 20 unit-variance observations, N(0, 1) prior: posterior variance 1/21, contraction 20/21
     row = d.table.loc["mu"]
     assert abs(row["contraction"] - 20 / 21) < 4 * row["contraction_se"]
+
+
+# ------------------------------------------------------------------ post-processing (issue 11, helper H2)
+def _quick_sample(**k):  # stands in for NUTS: what is tested is the post-processing around it
+    pr = pm.sample_prior_predictive(draws=k["draws"] * k["chains"], random_seed=k["random_seed"]).prior
+    ds = pr.to_dataset()[["a", "b"]].squeeze("chain", drop=True)
+    ds = xr.Dataset({v: (("chain", "draw"), ds[v].values.reshape(k["chains"], k["draws"])) for v in ds.data_vars})
+    return xr.DataTree.from_dict({"posterior": ds})
+
+
+def test_failed_vectorisation_falls_back_visibly_with_the_same_values(monkeypatch):
+    """A vectorised step that raises is redone by PyMC per draw: warned (naming the reason) and recorded
+    in tree.attrs["bayesid_fallbacks"], with values equal to the vectorised ones (control: the same fit
+    without the failure records no fallback)."""
+    import json
+
+    import bayesid.vectorize as vec
+
+    monkeypatch.setattr(pm, "sample", _quick_sample)
+    kw = dict(draws=50, tune=10, chains=2, random_seed=3, progressbar=False)
+    good = bayesid.fit(_keyed_model(), **kw)
+    assert json.loads(good.attrs["bayesid_fallbacks"]) == []
+
+    def broken(*a, **k):
+        raise NotImplementedError("no batched form for SomeOp")
+
+    monkeypatch.setattr(vec, "log_densities", broken)
+    monkeypatch.setattr(vec, "sample_prior", broken)
+    with pytest.warns(vec.VectorizeFallbackWarning, match="no batched form for SomeOp"):
+        bad = bayesid.fit(_keyed_model(), **kw)
+    fallbacks = json.loads(bad.attrs["bayesid_fallbacks"])
+    assert len(fallbacks) == 2 and all("SomeOp" in f for f in fallbacks)
+    for g, v in (("log_likelihood", "y"), ("log_prior", "a"), ("log_prior", "b")):
+        np.testing.assert_allclose(bad[g][v].values, good[g][v].values, rtol=1e-12)
+    assert {"prior", "unconstrained_prior"} <= set(bad.children)
+
+
+def test_compiled_post_processing_is_reused_for_the_same_model_and_data_only(monkeypatch):
+    """A second fit of the same model object reuses the compiled log-density function (counted) and
+    gives identical groups; a changed pm.Data value changes the key, so it is compiled again and the
+    log-likelihood changes (control)."""
+    import bayesid.vectorize as vec
+
+    monkeypatch.setattr(pm, "sample", _quick_sample)
+    builds = []
+    orig = vec._log_density_function
+    monkeypatch.setattr(vec, "_log_density_function", lambda *a: builds.append(1) or orig(*a))
+    m = _keyed_model()
+    kw = dict(draws=50, tune=10, chains=2, random_seed=3, progressbar=False)
+    a = bayesid.fit(m, **kw)
+    b = bayesid.fit(m, **kw)
+    assert len(builds) == 1
+    for g in ("log_likelihood", "log_prior", "prior", "unconstrained_posterior"):
+        for v in a[g].data_vars:
+            assert np.array_equal(a[g][v].values, b[g][v].values)
+    with m:
+        pm.set_data({"d": np.full(5, 3.0)})
+    c = bayesid.fit(m, **kw)
+    assert len(builds) == 2
+    assert not np.allclose(c["log_likelihood"]["y"].values, a["log_likelihood"]["y"].values)
+
+
+def test_prior_predictive_on_request_has_the_exact_predictive_variance():
+    """fit(prior_predictive=True) adds the group: y_i ~ N(a x_i + b d_i, 1) with a ~ N(0, 2), b ~ HalfNormal(1)
+    at x_0 = 0, d = 1 has Var(y_0) = 1 + Var(b) = 1 + (1 - 2/π); checked at 4.5 standard errors of the 1000
+    draws (SE from the sample fourth moment); nothing recorded as not computed."""
+    import json
+
+    from unittest import mock
+
+    with mock.patch.object(pm, "sample", _quick_sample):
+        t = bayesid.fit(_keyed_model(), draws=500, tune=10, chains=2, random_seed=4, progressbar=False,
+                        prior_predictive=True)
+    assert "prior_predictive" not in json.loads(t.attrs["bayesid_not_computed"])
+    y0 = t["prior_predictive"]["y"].values[0, :, 0]
+    c = (y0 - y0.mean()) ** 2
+    assert abs((c.mean() - (2 - 2 / np.pi)) / (c.std() / np.sqrt(len(c)))) < 4.5

@@ -248,6 +248,51 @@ def test_op_has_a_numba_implementation_without_object_mode():
     assert b[2][0] == 0
 
 
+def _walk_ops(fn):
+    from pytensor.tensor.blockwise import Blockwise
+
+    from bayesid.models.gait.op import WalkOp
+
+    ops = [n.op.core_op if isinstance(n.op, Blockwise) else n.op for n in fn.maker.fgraph.apply_nodes]
+    return [op for op in ops if isinstance(op, WalkOp)]
+
+
+def test_forward_only_rewrite_gives_bit_identical_log_likelihoods_and_keeps_gradients(spec):
+    """Where nothing uses the Jacobian (the vectorised pointwise log-likelihood bayesid.fit computes),
+    the rewrite swaps in WalkOp(sensitivities=False); the values must be *exactly* those of the
+    sensitivity path (same arithmetic, see models/gait/op.py), over prior draws that include falls.
+    The reference is the same function with the Op's ``jac`` also returned (so the rewrite cannot fire
+    and every other rewrite is the same). Controls: that graph keeps the sensitivities, and a gradient
+    graph keeps them under the default mode."""
+    import pytensor
+    from pymc.model.transform.conditioning import remove_value_transforms
+    from pytensor.graph.traversal import applys_between, graph_inputs
+
+    from bayesid.models.gait.op import WalkOp
+
+    from bayesid.vectorize import compile_vectorized
+
+    d = spec.make_design("imu_accel", duration=1.0)
+    model = spec.build(spec.simulate(design=d, random_seed=3), design=d)
+    um = remove_value_transforms(model)
+    ll = um.logp(vars=um.observed_RVs, sum=False)
+    th = {k: np.array(v, dtype=float) for k, v in spec.sample_prior(40, random_seed=4).items()}
+    th["alpha0"][0], th["v0"][1] = 80.0, 2.0  # two walkers that fall / take off
+    draws = [np.asarray(th[um.values_to_rvs[v].name], dtype=float) for v in um.value_vars]
+    fast = compile_vectorized(um.value_vars, ll, mode="FAST_COMPILE")
+    [node] = [n for n in applys_between(list(graph_inputs(ll)), ll) if isinstance(n.op, WalkOp)]
+    full = compile_vectorized(um.value_vars, ll + [node.outputs[1]], mode="FAST_COMPILE")
+    assert [op.sensitivities for op in _walk_ops(fast)] == [False]
+    assert [op.sensitivities for op in _walk_ops(full)] == [True]
+    a, b = fast(*draws)[0], full(*draws)[0]
+    assert np.array_equal(a, b)
+    assert (spec.viability(th, d)[:2] != 0).all() and np.isfinite(a).all()  # falls included, still finite
+    dlogp = model.compile_dlogp()
+    assert any(op.sensitivities for op in _walk_ops(dlogp.f if hasattr(dlogp, "f") else dlogp))
+    grad_fn = pytensor.function(model.value_vars, pytensor.grad(model.logp(), model.value_vars[0]))
+    assert [op.sensitivities for op in _walk_ops(grad_fn)] == [True]
+
+
 # ----------------------------------------------------------------------------- agreement
 @pytest.mark.parametrize("design", ["imu_accel", "kinematics", "imu_grf", "multi_speed"])
 def test_simulator_and_pymc_program_agree(spec, design):

@@ -154,19 +154,20 @@ def _rk4(z, dz, feet, dfeet, nf, kap, L0, dkap, dL0, h, dh, c0, c1, zn, dzn, K, 
 
 @njit(cache=True, fastmath=False, inline="always")
 def _acc_val(x, y, f0, f1, nf, kap, L0):
-    """CoM acceleration (value only) for the fast path without sensitivities."""
+    """CoM acceleration (value only) for the fast path without sensitivities; sums in the order of
+    :func:`_stage_tan` (``ay`` starts at ``−g``), so both paths give bit-identical walks."""
     rx = x - f0
     ln = np.sqrt(rx * rx + y * y)
     s = kap * (L0 / ln - 1.0)
     ax = s * rx
-    ay = s * y
+    ay = -G + s * y
     if nf == 2:
         rx = x - f1
         ln = np.sqrt(rx * rx + y * y)
         s = kap * (L0 / ln - 1.0)
         ax += s * rx
         ay += s * y
-    return ax, ay - G
+    return ax, ay
 
 
 @njit(cache=True, fastmath=False)
