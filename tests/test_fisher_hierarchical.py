@@ -98,10 +98,12 @@ def _noncentred(G=40, n=3, seed=0):
     return m
 
 
-@pytest.mark.parametrize("build", [centred, _noncentred], ids=["centred-latent", "noncentred"])
+@pytest.mark.parametrize("build", [centred, _noncentred, lambda: _noncentred(G=120)],
+                         ids=["centred-latent", "noncentred", "noncentred-d124-sparse-whitening"])
 def test_sparse_jacobian_equals_dense_reference(build):
     """The compressed Jacobian gives the dense path's matrix up to rounding (a few ulps of max |F|),
-    hence the same whitened eigen-decomposition and the same null dimensions."""
+    hence the same whitened eigen-decomposition, null dimensions and null weights (d ≥ 100 also takes
+    the sparse whitening product)."""
     m = build()
     pts = prior_points(m, 300, random_seed=3)
     white = whitening(pts)
@@ -112,6 +114,10 @@ def test_sparse_jacobian_equals_dense_reference(build):
     scale = np.abs(ref.fisher).max(axis=(1, 2))[:, None, None]
     assert np.all(np.abs(fast.fisher - ref.fisher) <= 1e-12 * scale)
     assert np.array_equal(fast.local_null_dim, ref.local_null_dim)
+    L = white.chol  # null weights against their definition Σ_null (l_i·v_k)² / ‖l_i‖², all columns at once
+    proj = (L[None] @ ref.local_vectors) ** 2 / np.sum(L**2, axis=1)[None, :, None]
+    nw = np.einsum("sik,sk->si", proj, (ref.local_eigenvalues < ref.lambda_tol).astype(float))
+    assert np.allclose(ref.null_weight, nw, atol=1e-10) and np.allclose(fast.null_weight, nw, atol=1e-8)
     assert np.allclose(fast.eigenvalues, ref.eigenvalues, rtol=1e-9, atol=1e-9 * ref.eigenvalues.max())
 
 
