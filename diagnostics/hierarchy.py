@@ -263,7 +263,7 @@ def _sparse_groups(vectors, ratios, th):
         for row in m:
             row = row / np.max(np.abs(row))
             row[np.abs(row) < SNAP] = 0.0
-            if np.any(row):
+            if np.any(row) and not any(np.array_equal(row != 0, o != 0) and np.allclose(row, o) for o in out):
                 out.append(row)
     return out
 

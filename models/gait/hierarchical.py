@@ -233,6 +233,102 @@ class HierarchicalBSLIP(ModelSpec):
         return {"compile_kwargs": {"jitter_rvs": {model["z_alpha0"]}}, "nuts": {"adaptation": "low_rank"},
                 "target_accept": 0.9}
 
+    def _observed_mean(self, theta, design) -> np.ndarray:
+        """Noise-free observations of every parameter set, flattened and divided by their noise sd."""
+        d = self.design(design)
+        out = self.walk(theta, d)["out"]
+        n = out.shape[0]
+        if d.name == "kinematics":
+            return out[..., 0:2].reshape(n, -1) / d["sigma_pos"]
+        acc = out[..., 4:6]
+        parts = [acc.reshape(n, -1) / d["sigma_accel"]]
+        if d.name == "imu_grf":
+            m = self.subject_values(theta)["m"]
+            parts.append((m[:, :, None, None, None] * acc).reshape(n, -1) / d["sigma_grf"])
+        return np.concatenate(parts, axis=1)
+
+    def unconstrained_transforms(self) -> dict:
+        """``{parameter: "log" or None}``: the unconstrained coordinates of the PyMC program (for trees
+        built by hand, e.g. :meth:`linearised_tree`, passed as ``bayesid.diagnose(..., transforms=...)``)."""
+        return {p.name: "log" if p.prior.domain == "positive" else None for p in self.parameters}
+
+    def linearised_tree(self, design=None, draws=1000, chains=2, prior_draws=4000, step=1e-4, random_seed=None):
+        """Prior and exact posterior draws of the *linearised* model given the population scales.
+
+        The population sds ``tau_log_*`` are fixed at their true values (in both groups, so the
+        diagnosis drops them as constants, with a note). Given them the prior of the other unconstrained
+        coordinates (means, z, v0, log d0) is Gaussian, and with the observations linearised at the true
+        values (Jacobian ``J`` of the noise-scaled noise-free observations by central differences of the
+        simulator, ``step`` × each coordinate's prior sd) the posterior of the noise-free dataset is
+        Gaussian, ``N(Σ(C₀⁻¹m₀ + JᵀJ θ*), Σ = (C₀⁻¹ + JᵀJ)⁻¹)``, drawn exactly. Not the posterior of a noisy
+        dataset of the real model, but an exact account of which directions its data inform locally:
+        the k/m invariance makes J exactly orthogonal to every ridge of the known answer (the walks are
+        bitwise identical along it). A fast path (no MCMC) for the level diagnostics; groups carry the
+        free variables and the subject values ``k, m, L0, alpha0``. Diagnose with
+        ``transforms=spec.unconstrained_transforms()``.
+        """
+        import xarray as xr
+
+        d = self.design(design)
+        ss = np.random.SeedSequence(random_seed)
+        s_prior, s_post = ss.spawn(2)
+        truth = self.true_values()
+        pr = self.sample_prior(prior_draws, random_seed=s_prior)
+        for p in SUBJECT_PARAMS:
+            pr[f"tau_log_{p}"] = np.full(prior_draws, float(truth[f"tau_log_{p}"]))
+        names = self.parameter_names
+        pos = {k: v == "log" for k, v in self.unconstrained_transforms().items()}
+        shapes = {p.name: tuple(p.shape) for p in self.parameters}
+
+        def to_unc(th):
+            cols = [np.log(np.asarray(th[k], float)) if pos[k] else np.asarray(th[k], float) for k in names]
+            return np.concatenate([c.reshape(c.shape[0], -1) for c in cols], axis=1)
+
+        def to_nat(u):
+            out, i = {}, 0
+            for k in names:
+                size = int(np.prod(shapes[k], dtype=int))
+                v = u[:, i:i + size].reshape(u.shape[0], *shapes[k])
+                out[k] = np.exp(v) if pos[k] else v
+                i += size
+            return out
+
+        U0 = to_unc(pr)
+        u_star = to_unc({k: np.asarray(v, float)[None] for k, v in truth.items()})[0]
+        free = np.flatnonzero(U0.std(axis=0) > 1e-12 * (1.0 + np.abs(U0.mean(axis=0))))
+        C0 = np.cov(U0[:, free], rowvar=False)
+        m0 = U0[:, free].mean(axis=0)
+        h = step * np.sqrt(np.diag(C0))
+        k = free.size
+        pts = np.repeat(u_star[None], 2 * k, axis=0)
+        pts[np.arange(k), free] += h
+        pts[k + np.arange(k), free] -= h
+        mean = self._observed_mean(to_nat(pts), d)
+        J = ((mean[:k] - mean[k:]) / (2 * h[:, None])).T
+        # in prior-whitened coordinates (C0 = L Lᵀ, A = J L) the posterior is N(δ-shrunk, V diag(1/(1+λ)) Vᵀ)
+        L = np.linalg.cholesky(C0)
+        A = J @ L
+        lam, V = np.linalg.eigh(A.T @ A)
+        lam = np.clip(lam, 0.0, None)
+        delta = np.linalg.solve(L, u_star[free] - m0)
+        mu = m0 + L @ (V @ ((lam / (1 + lam)) * (V.T @ delta)))
+        eps = np.random.default_rng(s_post).standard_normal((draws * chains, k))
+        post = np.repeat(u_star[None], draws * chains, axis=0)
+        post[:, free] = mu + (eps / np.sqrt(1 + lam)) @ V.T @ L.T
+        coords = {"subject": np.arange(self.n_subjects), "walk": np.arange(self.n_walks)}
+
+        def group(th, c, n):
+            th = {**th, **self.subject_values(th)}
+            dv = {}
+            for key, v in th.items():
+                a = np.asarray(v, float).reshape(c, n, *np.shape(v)[1:])
+                dims = ("chain", "draw") + (("subject",) if a.ndim >= 3 else ()) + (("walk",) if a.ndim == 4 else ())
+                dv[key] = (dims, a)
+            return xr.Dataset(dv, coords=coords)
+
+        return xr.DataTree.from_dict({"posterior": group(to_nat(post), chains, draws),
+                                      "prior": group(pr, 1, prior_draws)})
+
     # ------------------------------------------------------------ contract
     def simulate(self, theta=None, design=None, random_seed=None, on_fail="raise"):
         """Simulate noisy datasets (see :meth:`ModelSpec.simulate`); ``on_fail`` as in gait.bslip."""
