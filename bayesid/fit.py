@@ -18,7 +18,7 @@ from .vectorize import VectorizeFallbackWarning
 from .pymc_utils import (check_continuous, free_parameters, has_random, imputed_variables,
                          model_fingerprint, model_fingerprints, to_unconstrained)
 
-__all__ = ["fit", "add_unconstrained_groups", "choose_adaptation", "LOW_RANK_MAX_DIM"]
+__all__ = ["fit", "add_unconstrained_groups", "choose_adaptation", "posterior_seed", "LOW_RANK_MAX_DIM"]
 
 #: Largest number of unconstrained coordinates for which ``adaptation="auto"`` picks nutpie's low-rank
 #: mass matrix. Below it the low-rank update is cheap and pays on ridges (toys, gait: 5–10
@@ -48,13 +48,25 @@ def choose_adaptation(model, adaptation: str = "auto") -> str:
         raise ValueError(f"adaptation={adaptation!r} is not one of {_ADAPTATIONS}")
     if adaptation != "auto":
         return adaptation
-    d = int(sum(np.prod(model.initial_point()[v.name].shape, dtype=int) for v in model.value_vars))
+    shapes = [v.type.shape for v in model.value_vars]
+    if all(None not in sh for sh in shapes):  # static shapes: no need to compile the initial point
+        d = int(sum(np.prod(sh, dtype=int) for sh in shapes))
+    else:
+        point = model.initial_point()
+        d = int(sum(np.size(point[v.name]) for v in model.value_vars))
     return "low_rank" if d <= LOW_RANK_MAX_DIM else "diag"
 
 
 def _seed_ints(random_seed, n):
     ss = np.random.SeedSequence(random_seed)
     return [int(s.generate_state(1)[0]) for s in ss.spawn(n)], ss.entropy
+
+
+def posterior_seed(random_seed) -> int:
+    """The seed :func:`fit` passes to ``pm.sample`` for ``random_seed`` (the prior draws get another one
+    from the same ``SeedSequence``). ``pm.sample(..., random_seed=posterior_seed(s))`` with fit's sampler
+    settings gives fit's posterior draws (``benchmarks/fit.py`` uses this for a paired comparison)."""
+    return _seed_ints(random_seed, 2)[0][0]
 
 
 def _fingerprint(model, draws, tune, chains, prior_draws, seed, extra, model_fp=None) -> str:

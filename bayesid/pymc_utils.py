@@ -127,10 +127,13 @@ def to_unconstrained(model, draws: dict[str, np.ndarray], sample_ndim: int = 2, 
 
 
 def _forward_vectorized(model, flat, cache_key=None):
-    from .vectorize import cached, compile_vectorized, evaluate_at_draws
+    from .vectorize import cached, compile_vectorized, evaluate_at_draws, no_traces
 
-    fn = cached(model, cache_key, "forward_transform",
-                lambda: compile_vectorized(*forward_transform_graph(model), mode="FAST_COMPILE"))
+    def build():
+        with no_traces():
+            return compile_vectorized(*forward_transform_graph(model), mode="FAST_COMPILE")
+
+    fn = cached(model, cache_key, "forward_transform", build)
     return evaluate_at_draws(fn, flat)
 
 
@@ -260,7 +263,10 @@ def model_fingerprints(model, observed=(True, False)) -> list[str]:
     obs_values = [model.rvs_to_values[rv] for rv in model.observed_RVs]
     generative = (list(model.free_RVs) + list(model.observed_RVs) + list(model.deterministics)
                   + list(model.potentials))
-    logp = [model.logp()]
+    from .vectorize import no_traces
+
+    with no_traces():
+        logp = [model.logp()]
     names = [(rv.name, str(model.rvs_to_values[rv].name), _transform_name(model.rvs_to_transforms.get(rv)))
              for rv in model.free_RVs]
     out = []

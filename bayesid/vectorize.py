@@ -54,6 +54,18 @@ def cached(model, cache_key, purpose, build):
     return value
 
 
+def no_traces():
+    """A context in which pytensor records no creation traceback on new graph nodes.
+
+    PyTensor walks the Python stack (``linecache`` included) for every node it creates, for error
+    messages that point at user code; for bayesid's internal graphs (log densities, forward sampling,
+    transforms) that was ~10 % of the post-processing time, and their errors are reported by bayesid.
+    """
+    from pytensor import config
+
+    return config.change_flags(traceback__limit=0)
+
+
 def clear_cache() -> None:
     """Forget every compiled function kept by ``cache_key`` calls."""
     _cache.clear()
@@ -90,7 +102,11 @@ def compile_vectorized(inputs, outputs, mode=None):
     return fn
 
 
-def evaluate_at_draws(fn, arrays, block: int = 1000) -> list[np.ndarray]:
+#: Bytes of output per call that :func:`evaluate_at_draws` aims at when ``block`` is None.
+BLOCK_BYTES = 128 * 2**20
+
+
+def evaluate_at_draws(fn, arrays, block: int | None = None) -> list[np.ndarray]:
     """Call a :func:`compile_vectorized` function on ``n`` draws in blocks of ``block``.
 
     Parameters
@@ -98,8 +114,10 @@ def evaluate_at_draws(fn, arrays, block: int = 1000) -> list[np.ndarray]:
     fn : callable
     arrays : list of ndarray
         Each of shape ``(n, *core_shape)``.
-    block : int
-        Draws per call (bounds the memory of intermediate results).
+    block : int, optional
+        Draws per call (bounds the memory of intermediate results). None: as many as give about
+        :data:`BLOCK_BYTES` of outputs (measured on one draw), so a few thousand draws of a model with a
+        few thousand observations take one call.
 
     Returns
     -------
@@ -108,6 +126,9 @@ def evaluate_at_draws(fn, arrays, block: int = 1000) -> list[np.ndarray]:
         calls write into arrays allocated once (no concatenation).
     """
     n = arrays[0].shape[0]
+    if block is None:
+        per_draw = sum(np.asarray(r).nbytes for r in fn(*[a[:1] for a in arrays]))
+        block = max(1, int(BLOCK_BYTES // max(per_draw, 1)))
     first = fn(*[a[:block] for a in arrays])
     if n <= block:
         return [np.asarray(r) for r in first]
@@ -125,20 +146,21 @@ def _log_density_function(model, kinds):
     from pymc.backends.arviz import coords_and_dims_for_inferencedata
     from pymc.model.transform.conditioning import remove_value_transforms
 
-    umodel = remove_value_transforms(model)
-    rvs = {"likelihood": list(umodel.observed_RVs), "prior": list(umodel.free_RVs)}
-    wanted = [(k, rv) for k in kinds for rv in rvs[k]]
-    values = umodel.value_vars
-    outs = umodel.logp(vars=[rv for _, rv in wanted], sum=False) if wanted else []
-    # Python-mode ops on whole blocks: no C/numba compilation, and each op runs once per block of draws.
-    fn = compile_vectorized(values, outs, mode="FAST_COMPILE") if wanted else None
+    with no_traces():
+        umodel = remove_value_transforms(model)
+        rvs = {"likelihood": list(umodel.observed_RVs), "prior": list(umodel.free_RVs)}
+        wanted = [(k, rv) for k in kinds for rv in rvs[k]]
+        values = umodel.value_vars
+        outs = umodel.logp(vars=[rv for _, rv in wanted], sum=False) if wanted else []
+        # Python-mode ops on whole blocks: no C/numba compilation, each op runs once per block of draws.
+        fn = compile_vectorized(values, outs, mode="FAST_COMPILE") if wanted else None
     names = [umodel.values_to_rvs[v].name for v in values]
     coords, dims = coords_and_dims_for_inferencedata(umodel)
     return {"fn": fn, "values": values, "names": names, "wanted": [(k, rv.name) for k, rv in wanted],
             "coords": coords, "dims": dims}
 
 
-def log_densities(model, posterior, kinds=("likelihood", "prior"), block: int = 1000, cache_key=None):
+def log_densities(model, posterior, kinds=("likelihood", "prior"), block: int | None = None, cache_key=None):
     """Pointwise log-likelihood and/or log-prior at posterior draws, from one compiled function.
 
     Same values as ``pymc.stats.compute_log_likelihood`` / ``compute_log_prior`` (a test checks it):
@@ -152,8 +174,8 @@ def log_densities(model, posterior, kinds=("likelihood", "prior"), block: int = 
         Constrained draws of every free variable, dimensions ``(chain, draw, ...)``.
     kinds : sequence of {"likelihood", "prior"}
         ``"likelihood"``: one variable per observed random variable; ``"prior"``: one per free one.
-    block : int
-        Draws per vectorised call.
+    block : int, optional
+        Draws per vectorised call (None: see :func:`evaluate_at_draws`).
     cache_key : str, optional
         Keep the compiled function for the next call with the same model object and key (see the module
         docstring); None compiles every time.
@@ -186,7 +208,7 @@ def log_densities(model, posterior, kinds=("likelihood", "prior"), block: int = 
     return out
 
 
-def log_density(model, posterior, kind: str = "likelihood", block: int = 1000, cache_key=None):
+def log_density(model, posterior, kind: str = "likelihood", block: int | None = None, cache_key=None):
     """Pointwise log-likelihood (observed variables) or log-prior (free variables) at posterior draws.
 
     Same result as ``pymc.stats.compute_log_likelihood`` / ``compute_log_prior`` (a test checks it),
@@ -199,8 +221,8 @@ def log_density(model, posterior, kind: str = "likelihood", block: int = 1000, c
     posterior : xarray.Dataset
         Constrained draws of every free variable, dimensions ``(chain, draw, ...)``.
     kind : {"likelihood", "prior"}
-    block : int
-        Draws per vectorised call.
+    block : int, optional
+        Draws per vectorised call (None: see :func:`evaluate_at_draws`).
     cache_key : str, optional
         See :func:`log_densities`.
 
@@ -233,8 +255,9 @@ def _prior_function(model, names, n):
     import pymc as pm
     from pytensor.tensor.random.type import RandomGeneratorType
 
-    fn = pm.pytensorf.compile(inputs=[], outputs=_batched_forward([model[v] for v in names], n),
-                              mode="FAST_COMPILE")
+    with no_traces():
+        fn = pm.pytensorf.compile(inputs=[], outputs=_batched_forward([model[v] for v in names], n),
+                                  mode="FAST_COMPILE")
     return fn, [v for v in fn.get_shared() if isinstance(v.type, RandomGeneratorType)]
 
 
