@@ -57,14 +57,16 @@ def main(argv=None):
     assert dk.records == serial.records, "dask and serial results differ"
     n_jobs = len(D) * args.n_datasets
     t = time.perf_counter()
-    designs.compare_model(build, D, method="fisher", n_prior=64, random_seed=0)
+    fisher = designs.compare_model(build, D, method="fisher", n_prior=64, random_seed=0)
     tf = time.perf_counter() - t
     print(f"mcmc, {len(D)} designs × {args.n_datasets} datasets: serial {t1:.1f} s, 2 workers {t2:.1f} s "
           f"→ speed-up {t1 / t2:.2f}× (goal ≥ 1.7)")
     print(f"dask LocalCluster 2×1: {t3:.1f} s → speed-up {t1 / t3:.2f}× (goal ≥ 1.6)")
     print(f"fisher screen (3 designs, 64 prior draws): {tf:.2f} s = {tf / (t1 / n_jobs):.3f} × one mcmc dataset "
           f"({t1 / n_jobs:.2f} s) (goal ≤ 0.1)")
-    print(f"load average after: {os.getloadavg()}")
+    print(f"ranking: fisher {[d for d, _ in fisher.table.index]}, mcmc {[d for d, _ in serial.table.index]}")
+    print(f"load average after: {os.getloadavg()} (on a shared machine the speed-ups are capped by the free "
+          "cores: only ratios within this run mean anything)")
     print(serial)
 
 
