@@ -1,11 +1,22 @@
 """Design comparison before any data is collected: expected identifiability per experimental design
-and per prior design.
+and per prior design, by three methods that share one summary.
 
-For each design, parameter sets are drawn from the prior, and at each one the expected Fisher
-information of the likelihood is estimated from replicate datasets made by the model's own simulator
-(the same Monte Carlo score estimator as :mod:`bayesid.diagnostics.fisher`). Whitened by the prior
-covariance and averaged over the prior, it gives the *preposterior* information matrix ``W̄``
-(a Laplace / linear-Gaussian approximation of what a future posterior will look like):
+``fisher`` (the screen, seconds)
+    At prior draws, the expected Fisher information of the likelihood
+    (:func:`bayesid.diagnostics.preposterior.fisher_at_draws`, the core shared with the structural
+    check and the diagnosis: closed form where the observed distribution has one, replicate datasets
+    from the model's simulator otherwise). Whitened by the prior covariance and averaged over the prior
+    it gives the *preposterior* information matrix ``W̄`` (a Laplace / linear-Gaussian approximation).
+``mcmc``
+    ``n_datasets`` prior-predictive datasets per design, each fitted by NUTS (:func:`bayesid.fit`), run
+    serially, on a local process pool or a Dask cluster, checkpointed (:mod:`bayesid.executor`).
+``npe``
+    One amortized posterior per design (:class:`bayesid.neural.NPE` trained on that design's
+    simulations), evaluated on the same datasets the mcmc method fits.
+
+For mcmc and npe the expected prior-whitened posterior covariance ``R̄`` over the datasets stands in
+for ``(I + W̄)⁻¹`` (equivalent information ``W̄ = R̄⁻¹ − I``; for a linear-Gaussian model the two are
+equal), so every method reports through the same assembly:
 
 * predicted posterior/prior variance in whitened coordinates: ``(I + W̄)⁻¹``;
 * predicted contraction of parameter i: ``1 − l_iᵀ (I + W̄)⁻¹ l_i / ‖l_i‖²`` (``l_i`` row i of the
@@ -14,12 +25,14 @@ covariance and averaged over the prior, it gives the *preposterior* information 
   cut-off as the diagnostics' ridges);
 * expected information gain, Gaussian approximation: ``½ Σ_j log(1 + λ_j)`` nats — the Bayesian
   D-optimality criterion (Chaloner & Verdinelli 1995);
-* predicted verdicts per parameter by the diagnostics' own rules.
+* predicted verdicts per parameter by the diagnostics' own rules;
+* mcmc / npe also: per parameter the probability of being identified (share of datasets with
+  contraction ≥ the threshold), the contraction's standard error and the spread of the z-scores.
 
 Designs are ranked by the number of parameters predicted identified, then by information gain (a
 tight prior on one parameter can identify another while lowering the information the data add).
-
-No MCMC is run, so dozens of designs can be compared in seconds.
+In :func:`compare_model` every design uses the same seeds (common random numbers: the same prior draws
+and whitening).
 """
 
 from __future__ import annotations
