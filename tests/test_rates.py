@@ -222,7 +222,9 @@ def test_affine_two_dimensional_null_space():
     assert spec.loglik({"lam": c * tv["lam"] + 0.4, "sigma": c}, data) == pytest.approx(base, abs=1e-9)
     t = ridges[1] / np.abs(ridges[1]).max() * np.log(c)
     line = spec.loglik({"lam": tv["lam"] + t[:-1], "sigma": np.exp(t[-1])}, data)
-    assert abs(line - base) > 1.0
+    # the exact orbit is flat to rounding (1e-9 above); the straight line leaves the ridge by an O(1)
+    # amount that depends on the simulated data (0.96–3.3 over seeds 2, 3, 4, 7921), so the claim is ≫ rounding
+    assert abs(line - base) > 1e-3
 
 
 def test_beta_pair_jacobian_and_fold():
