@@ -102,8 +102,11 @@ def compile_vectorized(inputs, outputs, mode=None):
     return fn
 
 
-#: Bytes of output per call that :func:`evaluate_at_draws` aims at when ``block`` is None.
-BLOCK_BYTES = 128 * 2**20
+#: Bytes of output per call that :func:`evaluate_at_draws` aims at when ``block`` is None: small enough
+#: that the intermediate arrays of one call are reused from the heap instead of being freshly mapped
+#: (page-faulted) for every operation — on the 200-group hierarchy (4000 draws × 2203 values) the
+#: first evaluation took 0.16 s in 4 MiB blocks against 0.25–0.44 s in one call.
+BLOCK_BYTES = 4 * 2**20
 
 
 def evaluate_at_draws(fn, arrays, block: int | None = None) -> list[np.ndarray]:
@@ -116,8 +119,7 @@ def evaluate_at_draws(fn, arrays, block: int | None = None) -> list[np.ndarray]:
         Each of shape ``(n, *core_shape)``.
     block : int, optional
         Draws per call (bounds the memory of intermediate results). None: as many as give about
-        :data:`BLOCK_BYTES` of outputs (measured on one draw), so a few thousand draws of a model with a
-        few thousand observations take one call.
+        :data:`BLOCK_BYTES` of outputs (measured on one draw).
 
     Returns
     -------
