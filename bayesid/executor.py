@@ -22,9 +22,11 @@ import os
 import tempfile
 from pathlib import Path
 
+from concurrent.futures import Executor as _Executor
+
 from bayesid.errors import BayesidError
 
-__all__ = ["CheckpointError", "CheckpointStore", "run_jobs", "worker_setup"]
+__all__ = ["CheckpointError", "CheckpointStore", "run_jobs", "worker_setup", "local_pool"]
 
 
 class CheckpointError(BayesidError):
@@ -118,6 +120,42 @@ def _init_worker():
     worker_setup()
 
 
+def _warm():
+    import pymc  # noqa: F401 - the imports a job needs, paid once per worker
+
+    return os.getpid()
+
+
+def local_pool(n_workers: int, warm: bool = False):
+    """A local pool of ``n_workers`` spawned processes, each set up by :func:`worker_setup`; pass it as
+    ``executor=`` to reuse it across runs (``run_jobs(..., executor=n)`` makes and closes one per run).
+
+    Parameters
+    ----------
+    n_workers : int
+    warm : bool
+        Import PyMC in every worker now, so that the first jobs do not pay for it.
+    """
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    if isinstance(n_workers, bool) or not isinstance(n_workers, int) or n_workers < 1:
+        raise BayesidError(f"n_workers must be a positive integer, got {n_workers!r}")
+    pool = ProcessPoolExecutor(n_workers, mp_context=mp.get_context("spawn"), initializer=_init_worker)
+    if warm:
+        # one import job per worker: each sleeps briefly so that every worker takes one
+        list(pool.map(_warm_sleep, [0.5] * n_workers))
+    return pool
+
+
+def _warm_sleep(seconds):
+    import time
+
+    _warm()
+    time.sleep(seconds)
+    return os.getpid()
+
+
 def run_jobs(func, jobs, executor=None, checkpoint: CheckpointStore | None = None, progressbar: bool = True,
              description: str = "datasets") -> dict:
     """Run ``func(*args)`` for every ``(job_key, args)`` in ``jobs``; results keyed by ``job_key``.
@@ -127,9 +165,10 @@ def run_jobs(func, jobs, executor=None, checkpoint: CheckpointStore | None = Non
     func : callable
         Returns a JSON-serialisable result (checkpointed).
     jobs : list of (str, tuple)
-    executor : None, int, "serial", or dask.distributed.Client
+    executor : None, int, "serial", concurrent.futures.Executor or dask.distributed.Client
         ``None``/``"serial"``/``1``: this process. An int ``n > 1``: a local pool of ``n`` processes
-        (spawned, each with :func:`worker_setup`). A dask ``Client``: its workers (start them with
+        (spawned, each with :func:`worker_setup`), closed at the end. An ``Executor`` (e.g. from
+        :func:`local_pool`): its workers, left running. A dask ``Client``: its workers (start them with
         ``nthreads=1``; each job sets up its own compile dir).
     checkpoint : CheckpointStore, optional
         Finished jobs are loaded from it and skipped; every new result is written as soon as it arrives.
@@ -161,16 +200,18 @@ def run_jobs(func, jobs, executor=None, checkpoint: CheckpointStore | None = Non
         if executor in (None, "serial", 1):
             for key, args in todo:
                 _done(key, func(*args))
-        elif isinstance(executor, int):
-            import multiprocessing as mp
-
+        elif isinstance(executor, int) and not isinstance(executor, bool) or isinstance(executor, _Executor):
             import cloudpickle
-            from concurrent.futures import ProcessPoolExecutor, as_completed
+            from concurrent.futures import as_completed
 
-            with ProcessPoolExecutor(executor, mp_context=mp.get_context("spawn"), initializer=_init_worker) as ex:
+            ex = local_pool(executor) if isinstance(executor, int) else executor
+            try:
                 futs = {ex.submit(_run_pickled, cloudpickle.dumps((func, args))): key for key, args in todo}
                 for f in as_completed(futs):
                     _done(futs[f], cloudpickle.loads(f.result()))
+            finally:
+                if ex is not executor:
+                    ex.shutdown()
         elif hasattr(executor, "submit") and hasattr(executor, "gather"):  # dask.distributed.Client
             import cloudpickle
             from dask.distributed import as_completed as das_completed

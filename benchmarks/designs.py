@@ -46,8 +46,15 @@ def main(argv=None):
     t1 = time.perf_counter() - t
     t = time.perf_counter()
     pool = designs.compare_model(build, D, executor=2, **kw)
-    t2 = time.perf_counter() - t
+    t2 = time.perf_counter() - t  # includes spawning the workers and their imports
     assert pool.records == serial.records, "2-worker pool and serial results differ"
+    from bayesid.executor import local_pool
+
+    with local_pool(2, warm=True) as warm_pool:  # started (and PyMC imported) before the clock, like dask's
+        t = time.perf_counter()
+        pool_w = designs.compare_model(build, D, executor=warm_pool, **kw)
+        t2w = time.perf_counter() - t
+    assert pool_w.records == serial.records, "warm 2-worker pool and serial results differ"
     from dask.distributed import Client, LocalCluster
 
     with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cl, Client(cl) as client:
@@ -60,8 +67,9 @@ def main(argv=None):
     fisher = designs.compare_model(build, D, method="fisher", n_prior=64, random_seed=0)
     tf = time.perf_counter() - t
     print(f"mcmc, {len(D)} designs × {args.n_datasets} datasets: serial {t1:.1f} s, 2 workers {t2:.1f} s "
-          f"→ speed-up {t1 / t2:.2f}× (goal ≥ 1.7)")
-    print(f"dask LocalCluster 2×1: {t3:.1f} s → speed-up {t1 / t3:.2f}× (goal ≥ 1.6)")
+          f"(incl. worker start-up) → speed-up {t1 / t2:.2f}×; started pool {t2w:.1f} s → {t1 / t2w:.2f}× "
+          "(goal ≥ 1.7)")
+    print(f"dask LocalCluster 2×1 (started before the clock): {t3:.1f} s → speed-up {t1 / t3:.2f}× (goal ≥ 1.6)")
     print(f"fisher screen (3 designs, 64 prior draws): {tf:.2f} s = {tf / (t1 / n_jobs):.3f} × one mcmc dataset "
           f"({t1 / n_jobs:.2f} s) (goal ≤ 0.1)")
     print(f"ranking: fisher {[d for d, _ in fisher.table.index]}, mcmc {[d for d, _ in serial.table.index]}")

@@ -52,7 +52,13 @@ def test_checkpoint_resumes_and_refuses_other_or_corrupt_stores(tmp_path):
 
 @pytest.mark.slow
 def test_local_pool_gives_the_serial_result():
-    assert run_jobs(_job, _jobs(4), executor=2, progressbar=False) == run_jobs(_job, _jobs(4), progressbar=False)
+    from bayesid.executor import local_pool
+
+    serial = run_jobs(_job, _jobs(4), progressbar=False)
+    assert run_jobs(_job, _jobs(4), executor=2, progressbar=False) == serial
+    with local_pool(2) as pool:  # a caller's pool is reused across runs and left running
+        assert run_jobs(_job, _jobs(4), executor=pool, progressbar=False) == serial
+        assert run_jobs(_job, _jobs(4), executor=pool, progressbar=False) == serial
 
 
 _SCRIPT = """
