@@ -52,10 +52,12 @@ def overlap(prior, posterior, grid_size: int = 1024) -> np.ndarray:
     d = prior.shape[-1]
     posterior = np.asarray(posterior, float).reshape(-1, d)
     out = np.empty(d)
+    qlo, qhi = np.quantile(prior, [0.0005, 0.9995], axis=0)  # all columns at once (same values)
+    bmin, bmax = posterior.min(axis=0), posterior.max(axis=0)
     for j in range(d):
         a, b = prior[:, j], posterior[:, j]
-        lo = min(np.quantile(a, 0.0005), b.min())
-        hi = max(np.quantile(a, 0.9995), b.max())
+        lo = min(qlo[j], bmin[j])
+        hi = max(qhi[j], bmax[j])
         pad = 0.05 * (hi - lo) + 1e-12
         edges = np.linspace(lo - pad, hi + pad, grid_size + 1)
         dx = edges[1] - edges[0]
