@@ -199,7 +199,8 @@ def _rref(m, tol=1e-9):
         m[r] /= m[r, c]
         f = m[:, c].copy()  # every other row at once: the same products and differences (speed only)
         f[r] = 0.0
-        m -= np.outer(f, m[r])
+        lo = int(np.flatnonzero(m[r])[0])  # columns before the pivot row's first non-zero do not change
+        m[:, lo:] -= np.outer(f, m[r, lo:])
         pivots.append(c)
         r += 1
     m[np.abs(m) < tol] = 0.0
