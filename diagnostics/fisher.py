@@ -1,12 +1,14 @@
 """Local and curved ridges from the model: prior-whitened Fisher information of the likelihood.
 
 For a posterior draw θ_s (unconstrained coordinates), the expected Fisher information of the
-likelihood is ``F(θ_s) = E_{y ~ p(y|θ_s)}[∇ log p(y|θ_s) ∇ log p(y|θ_s)ᵀ]``. It is estimated by Monte
-Carlo: ``K`` replicate datasets are drawn from the model's own likelihood at θ_s and the scores
-(pytensor gradients) are averaged as outer products — positive semi-definite by construction and,
-for Gaussian likelihoods, an unbiased estimate of the Gauss–Newton matrix ``Jᵀ Σ⁻¹ J``. Along an
-exact non-identified direction every score is exactly orthogonal, so the estimate has an exact zero
-there regardless of ``K``.
+likelihood is ``F(θ_s) = E_{y ~ p(y|θ_s)}[∇ log p(y|θ_s) ∇ log p(y|θ_s)ᵀ]``, computed by the shared
+core :func:`bayesid.diagnostics.preposterior.fisher_at_draws`: exactly (the Gauss–Newton matrix
+``Jᵀ I(φ) J``) for the common likelihoods, with a compressed sparse Jacobian for larger models (a
+hierarchical model costs a few forward products per draw whatever its number of groups), and by
+Monte Carlo elsewhere (``K`` replicate datasets from the model's own likelihood at θ_s, scores
+averaged as outer products — positive semi-definite, and exactly zero along an exact
+non-identified direction regardless of ``K``). Information reaching hyperparameters through Normal
+latent levels is added (see that module).
 
 Whitened with the prior covariance (``W = Lᵀ F L``), its eigenvalues λ compare data information with
 prior precision; in the linear-Gaussian case the posterior/prior variance ratio along the
