@@ -156,7 +156,7 @@ def fisher_information(model, tree, white, names, n_draws: int = 64, n_replicate
     res = fisher_at_draws(model, points, None, n_replicates=n_replicates, method=method, latent=latent,
                           lambda_tol=lambda_tol, random_seed=rng.integers(2**31), progressbar=progressbar)
     order = _value_order(values, None, names, unc)
-    whiten_result(res, white, order=order)
+    whiten_result(res, white, order=order, progressbar=progressbar)
     res.names = list(names)
     return FisherResult(
         names=list(names), mean_whitened=res.mean_whitened, eigenvalues=res.eigenvalues,
