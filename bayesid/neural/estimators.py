@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .networks import MLP, build_summary, choose_summary, input_moments
+from .networks import MLP, LinearAdjustment, build_summary, choose_summary, input_moments
 from .simulation import TrainingSet, seed_int, seed_sequence, simulate_training_set, stack_data
 
 __all__ = ["NeuralEstimator", "PointEstimator", "NPE", "Ensemble", "load", "training_fingerprint",
@@ -44,6 +44,13 @@ class NeuralEstimator:
     val_fraction : float
         Fraction of simulations held out to monitor the validation loss.
     weight_decay : float
+    linear_adjust : bool
+        Fit a least-squares regression of the parameters on the summary network's fixed features
+        before training (:class:`~bayesid.neural.networks.LinearAdjustment`) and let the networks learn
+        the residual. Without it, a network must place a posterior much narrower than the prior to a
+        small fraction of the prior's range, which it does not learn to that precision.
+    max_adjust_rows : int
+        Training rows used for that regression (a seeded subset when there are more).
     random_seed : int, optional
         Seeds the initialisation, the train/validation split and the batch order.
     progressbar : bool
@@ -53,7 +60,8 @@ class NeuralEstimator:
     kind = "base"
 
     def __init__(self, summary="auto", width=64, depth=2, summary_dim=None, lr=1e-3, epochs=30,
-                 batch_size=256, val_fraction=0.1, weight_decay=0.0, random_seed=None, progressbar=False):
+                 batch_size=256, val_fraction=0.1, weight_decay=0.0, linear_adjust=True, max_adjust_rows=20000,
+                 random_seed=None, progressbar=False):
         if epochs < 1 or batch_size < 1 or width < 1 or depth < 1:
             raise ValueError("epochs, batch_size, width and depth must be positive")
         if not 0 <= val_fraction < 1:
@@ -61,6 +69,7 @@ class NeuralEstimator:
         self.config = dict(summary=summary, width=int(width), depth=int(depth), summary_dim=summary_dim,
                            lr=float(lr), epochs=int(epochs), batch_size=int(batch_size),
                            val_fraction=float(val_fraction), weight_decay=float(weight_decay),
+                           linear_adjust=bool(linear_adjust), max_adjust_rows=int(max_adjust_rows),
                            random_seed=random_seed)
         self.progressbar = progressbar
         self.net = None
@@ -147,6 +156,12 @@ class NeuralEstimator:
         if n - n_val < 1:
             raise ValueError(f"{n} simulations leave nothing to train on with val_fraction={cfg['val_fraction']}")
         val_idx, tr_idx = perm[:n_val], perm[n_val:]
+        if cfg["linear_adjust"]:  # regression on training rows only (the validation rows stay unseen)
+            rows = tr_idx[torch.randperm(len(tr_idx), generator=gen)[:cfg["max_adjust_rows"]]]
+            with torch.no_grad():
+                feats = torch.cat([self.net.summary.linear_features(xs[rows[i:i + 4096]])
+                                   for i in range(0, len(rows), 4096)]).numpy()
+            self.net.adjust.fit(feats, ys[rows].numpy())
         opt = torch.optim.AdamW(self.net.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
         steps_per_epoch = int(np.ceil(len(tr_idx) / cfg["batch_size"]))
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg["lr"], total_steps=cfg["epochs"] * steps_per_epoch,
@@ -315,23 +330,50 @@ class PointEstimator(NeuralEstimator):
         c = self.config
         sdim = c["summary_dim"] or max(8, 4 * d)
         summ = build_summary(self.meta["summary_kind"], layout, sdim, c["width"], c["depth"], x_mean, x_sd)
-        return nn.Sequential(summ, nn.GELU(), MLP(sdim, d, c["width"], 1))
+        return _PointNet(summ, nn.Sequential(nn.GELU(), MLP(sdim, d, c["width"], 1)), _adjustment(summ, layout, d))
 
     def _loss(self, x, y):
-        return ((self.net(x) - y) ** 2).mean()
+        res, shift = self.net(x)
+        return ((res - (y - shift) / self.net.adjust.s) ** 2).mean()
 
     def mean_tensor(self, x):
-        return self._destd(self.net(x))
+        res, shift = self.net(x)
+        return self._destd(shift + self.net.adjust.s * res)
+
+
+def _adjustment(summary, layout, d):
+    shape = (1, layout["channels"], layout["length"]) if layout["sequence"] else (1, layout["n_features"])
+    with torch.no_grad():
+        n_feat = summary.linear_features(torch.zeros(shape)).shape[1]
+    return LinearAdjustment(n_feat, d)
+
+
+class _PointNet(nn.Module):
+    """Summary → head gives the standardised residual of the linear adjustment; returns it with the shift."""
+
+    def __init__(self, summary, head, adjust):
+        super().__init__()
+        self.summary, self.head, self.adjust = summary, head, adjust
+
+    def forward(self, x):
+        return self.head(self.summary(x)), self.adjust.shift(self.summary.linear_features(x))
 
 
 class _FlowNet(nn.Module):
-    def __init__(self, summary, flow):
+    """``q(θ | x)``: the flow's draws ``r`` mapped by the linear adjustment, ``θ = W f(x) + b + s ⊙ r``."""
+
+    def __init__(self, summary, flow, adjust):
         super().__init__()
         self.summary = summary
         self.flow = flow
+        self.adjust = adjust
 
     def forward(self, x):
-        return self.flow(self.summary(x))
+        from torch.distributions import AffineTransform, TransformedDistribution
+
+        shift = self.adjust.shift(self.summary.linear_features(x))
+        return TransformedDistribution(self.flow(self.summary(x)),
+                                       [AffineTransform(shift, self.adjust.s.expand_as(shift), event_dim=1)])
 
 
 class NPE(NeuralEstimator):
@@ -368,7 +410,7 @@ class NPE(NeuralEstimator):
         summ = build_summary(self.meta["summary_kind"], layout, sdim, c["width"], c["depth"], x_mean, x_sd)
         Flow = zuko.flows.NSF if c["flow"] == "nsf" else zuko.flows.MAF
         flow = Flow(features=d, context=sdim, transforms=c["transforms"], hidden_features=[c["width"]] * 2)
-        return _FlowNet(summ, flow)
+        return _FlowNet(summ, flow, _adjustment(summ, layout, d))
 
     def _loss(self, x, y):
         return -self.net(x).log_prob(y).mean()
