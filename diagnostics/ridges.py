@@ -48,14 +48,18 @@ class Whitening:
 
 def whitening(prior_unc: np.ndarray, jitter: float = 1e-10) -> Whitening:
     """Prior mean, covariance and Cholesky factor of unconstrained prior draws ``(n, d)``."""
+    from .preposterior import _one_blas_thread
+
     prior_unc = np.asarray(prior_unc, float)
     mu = prior_unc.mean(axis=0)
-    cov = np.atleast_2d(np.cov(prior_unc, rowvar=False))
+    with _one_blas_thread():  # speed only (oversubscribed BLAS threads: ~10x slower at d = 1000)
+        cov = np.atleast_2d(np.cov(prior_unc, rowvar=False))
     scale = np.sqrt(np.diag(cov))
     if np.any(scale <= 0):
         raise ValueError("A parameter does not vary in the prior draws; its prior variance is zero.")
     corr = cov / np.outer(scale, scale)
-    L = np.linalg.cholesky(corr + jitter * np.eye(len(mu))) * scale[:, None]
+    with _one_blas_thread():
+        L = np.linalg.cholesky(corr + jitter * np.eye(len(mu))) * scale[:, None]
     return Whitening(mu, cov, L)
 
 
@@ -104,15 +108,17 @@ def posterior_directions(white: Whitening, posterior_unc: np.ndarray, n_prior: i
         Number of prior draws (for the standard errors; Gaussian ``2/n`` relative variance).
     """
     from .contraction import relative_variance_se
+    from .preposterior import _one_blas_thread
 
     d = white.mean.size
     q = np.asarray(posterior_unc, float)
     lead = q.shape[:-1] if q.ndim == 3 else (1, q.shape[0])
-    z = white.whiten(q.reshape(-1, d))
-    cz = np.atleast_2d(np.cov(z, rowvar=False))
-    r, v = np.linalg.eigh(cz)
-    disp = _normalise_columns(white.chol @ v)
-    coef = _normalise_columns(np.linalg.solve(white.chol.T, v))
+    with _one_blas_thread():  # speed only: oversubscribed BLAS threads made these 2-4x slower
+        z = white.whiten(q.reshape(-1, d))
+        cz = np.atleast_2d(np.cov(z, rowvar=False))
+        r, v = np.linalg.eigh(cz)
+        disp = _normalise_columns(white.chol @ v)
+        coef = _normalise_columns(np.linalg.solve(white.chol.T, v))
     rel = relative_variance_se((z @ v).reshape(*lead, d))
     se = np.abs(r) * np.sqrt(rel**2 + (2.0 / n_prior if n_prior else 0.0))
     return DirectionSet(r, v, disp, coef, se)
