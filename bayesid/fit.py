@@ -14,7 +14,7 @@ import numpy as np
 import xarray as xr
 
 from .errors import CacheError
-from .vectorize import VectorizeFallbackWarning
+from .vectorize import VectorizeFallbackWarning, forget
 from .pymc_utils import (check_continuous, free_parameters, has_random, imputed_variables,
                          model_fingerprint, model_fingerprints, to_unconstrained)
 
@@ -167,8 +167,6 @@ def _draws_dict(ds: xr.Dataset, names) -> dict:
 
 def _fallback(fallbacks, what, err, instead):
     """Say (a :class:`~bayesid.vectorize.VectorizeFallbackWarning`) and record that a vectorised step failed."""
-    from .vectorize import VectorizeFallbackWarning
-
     msg = f"{what}: the vectorised evaluation failed ({type(err).__name__}: {str(err)[:200]}); {instead}"
     fallbacks.append(msg)
     warnings.warn(msg + " (same values, slower)", VectorizeFallbackWarning, stacklevel=3)
@@ -219,7 +217,7 @@ def add_unconstrained_groups(tree: xr.DataTree, model, *, cache_key=None) -> xr.
     """
     params = free_parameters(model)
     names = [p.name for p in params]
-    key = cache_key if cache_key is not None else object()  # both groups share one compilation
+    key = cache_key if cache_key is not None else ("add_unconstrained_groups", id(tree))  # one compilation
     for group in ("prior", "posterior"):
         if group not in tree.children:
             continue
@@ -235,6 +233,8 @@ def add_unconstrained_groups(tree: xr.DataTree, model, *, cache_key=None) -> xr.
             out[p.value_name] = xr.DataArray(val, dims=dims, coords=coords)
         out.attrs["sample_dims"] = ["chain", "draw"]
         tree[f"unconstrained_{group}"] = xr.DataTree(out)
+    if cache_key is None:  # kept only for the two groups of this call
+        forget(model, key)
     tree.attrs["bayesid_parameters"] = json.dumps(
         [{"name": p.name, "value_name": p.value_name, "transform": p.transform} for p in params]
     )

@@ -54,6 +54,12 @@ def cached(model, cache_key, purpose, build):
     return value
 
 
+def forget(model, cache_key) -> None:
+    """Drop the entries :func:`cached` keeps for ``model`` and ``cache_key``."""
+    for key in [k for k in _cache if k[0] == id(model) and k[1] == cache_key]:
+        del _cache[key]
+
+
 def no_traces():
     """A context in which pytensor records no creation traceback on new graph nodes.
 

@@ -77,7 +77,8 @@ CAPPED = {"gait.bslip": 600.0}
 def min_ess(tree):
     from arviz_stats import ess
 
-    post = tree["posterior"].to_dataset()
+    post = tree["posterior"]
+    post = post.to_dataset() if hasattr(post, "to_dataset") else post
     if post.sizes.get("draw", 0) < 4:
         return 0.0
     e = ess(post, method="bulk")
@@ -88,6 +89,8 @@ def _complete_draws(tree):
     """The posterior cut to the draws every chain has (an aborted nutpie run pads with NaN)."""
     post = tree["posterior"].to_dataset()
     ok = np.ones(post.sizes.get("draw", 0), bool)
+    if not ok.size:
+        return {"posterior": post}, 0
     for v in post.data_vars:
         a = post[v].values.reshape(post.sizes["chain"], post.sizes["draw"], -1)
         ok &= np.isfinite(a).all(axis=(0, 2))
@@ -104,10 +107,10 @@ def nutpie_capped(model, base_kw, draws, tune, chains, seed, cap):
     nuts = {k: base_kw[k] for k in ("target_accept",) if k in base_kw}
     sampler = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, seed=seed, progress_bar=False,
                             blocking=False, **nuts)
-    while not sampler.is_finished and time.perf_counter() - t < cap:
-        time.sleep(0.5)
-    finished = sampler.is_finished
-    trace = sampler.wait() if finished else sampler.abort()
+    try:
+        trace, finished = sampler.wait(timeout=max(cap - (time.perf_counter() - t), 0.1)), True
+    except TimeoutError:  # nutpie raises it when the timeout passes first
+        trace, finished = sampler.abort(), False
     elapsed = time.perf_counter() - t
     post, n = _complete_draws(trace)
     return post, elapsed, finished, n
