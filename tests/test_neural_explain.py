@@ -58,8 +58,13 @@ def test_intervention_study_errors():
 
 
 def _gait_study(design):
+    cfg = dict(epochs=10, width=32, lr=3e-3)
+    if "linear_adjust" in PointEstimator().config:
+        # the networks' own saliency: a least-squares pre-adjustment (when the estimator has one) is the same
+        # for every seed and would dilute what the interventions do to the network
+        cfg["linear_adjust"] = False
     return explanation_study(None, "gait.bslip", design=design, n_repeats=3, n_simulations=1000, n_test=100,
-                             base_config=dict(epochs=10, width=32, lr=3e-3), random_seed=0)
+                             base_config=cfg, random_seed=0)
 
 
 @pytest.mark.slow
