@@ -1,6 +1,7 @@
 """``bayesid.check(model)`` (module ``bayesid.structural``): structural identifiability before any sampling.
 
-Prior draws from PyMC's forward sampler; at each, the prior-whitened Fisher information
+Prior draws from the model's forward-sampling graph (vectorised: bayesid.vectorize.sample_prior); at
+each, the prior-whitened Fisher information
 (:func:`bayesid.diagnostics.preposterior.fisher_at_draws`, the same core as the design comparison and
 the diagnosis). Per parameter two pieces of model-based evidence:
 

@@ -217,7 +217,9 @@ def flatten_points(points, layout) -> np.ndarray:
 
 
 def prior_points(model, n_draws: int, random_seed=None):
-    """Draws from the model's prior (PyMC's forward sampler) in unconstrained coordinates.
+    """Draws from the model's prior in unconstrained coordinates (the model's forward-sampling graph,
+    vectorised over the draws by :func:`bayesid.vectorize.sample_prior`; PyMC's per-draw sampler if that
+    fails).
 
     Returns
     -------
