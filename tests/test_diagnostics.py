@@ -306,3 +306,20 @@ def test_vectorised_ess_equals_arviz_stats():
     assert ess_bulk(ar[..., None])[0] < 4000 / 19 * 1.6
     a = np.round(rng.normal(size=(5, 200)), 1)
     assert np.array_equal(_average_ranks(a), stats.rankdata(a, axis=1, method="average"))
+
+
+def test_vectorised_psense_equals_arviz_psense_summary():
+    """sensitivity.psense_table (all parameters at once) reproduces arviz_stats.psense_summary exactly
+    (same rounded values and diagnoses) on a fitted model with a ridge (toy.additive)."""
+    import arviz_stats as azs
+    import pandas as pd
+
+    from bayesid.diagnostics.sensitivity import psense_table
+
+    _, _, tree, _ = fitted("toy.additive", "default")
+    names = list(tree["posterior"].data_vars)[:2]
+    ref = pd.DataFrame(azs.psense_summary(tree, var_names=names))
+    ours = psense_table(tree, names)
+    assert ours.shape == ref.shape
+    np.testing.assert_array_equal(ours[["prior", "likelihood"]].values, ref[["prior", "likelihood"]].values)
+    assert list(ours["diagnosis"]) == list(ref["diagnosis"])
