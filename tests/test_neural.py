@@ -174,3 +174,45 @@ def test_sbc_requires_posterior_estimator():
     est = PointEstimator(epochs=1, width=8).fit(ts)
     with pytest.raises(TypeError, match="posterior estimator"):
         sbc(est, "toy.weak", n_datasets=10)
+
+
+# ------------------------------------- linear adjustment against the conjugate algebra (plain PyMC model)
+def test_linear_adjustment_is_the_exact_posterior_mean_of_a_linear_gaussian_model():
+    """y ~ N(a + b x, σ = 0.5) with a, b ~ N(0, 2²), written as plain PyMC: the posterior is Gaussian with
+    mean Σ Xᵀy / σ² (linear in y) and covariance Σ = (XᵀX / σ² + I / 4)⁻¹ that does not depend on y. The
+    least-squares adjustment the estimators fit before training must therefore be that posterior mean
+    and its residual sd the posterior sd. Tolerances: a least-squares fit with p features on n rows
+    predicts with excess mean squared error p/n residual variances (we allow 3 p/n); the residual sd has
+    relative standard error 1/√(2n) (we allow 4). Negative control: parameters shuffled against their
+    data leave the adjustment at the prior mean, far outside the bound."""
+    import pymc as pm
+
+    x = np.linspace(-1.0, 1.0, 20)
+    with pm.Model() as model:
+        a = pm.Normal("a", 0.0, 2.0)
+        b = pm.Normal("b", 0.0, 2.0)
+        pm.Normal("y", a + b * x, 0.5, observed=np.zeros_like(x))
+    ts = simulate_training_set(model, 4000, random_seed=0)
+    test = simulate_training_set(model, 300, random_seed=1)
+    X = np.stack([np.ones_like(x), x], 1)
+    cov = np.linalg.inv(X.T @ X / 0.25 + np.eye(2) / 4.0)
+    exact_mean = test.data["y"].astype(float) @ X @ cov.T / 0.25
+    exact_sd = np.sqrt(np.diag(cov))
+
+    def adjustment(training_set):
+        est = PointEstimator(epochs=1, width=8, val_fraction=0.1, random_seed=0).fit(training_set)
+        with torch.no_grad():
+            shift = est.net.adjust.shift(est.net.summary.linear_features(est._x(test))).numpy()
+        m, sd = est.meta["y_mean"], est.meta["y_sd"]
+        n_rows = len(training_set) - int(round(0.1 * len(training_set)))
+        return m + sd * shift, sd * est.net.adjust.s.numpy(), est.net.adjust.W.shape[0], n_rows
+
+    mean, s, p, n = adjustment(ts)
+    err = ((mean - exact_mean) / exact_sd) ** 2
+    assert (err.mean(0) < 3 * p / n).all(), (err.mean(0), p / n)
+    np.testing.assert_allclose(s, exact_sd, rtol=4 / np.sqrt(2 * n))
+    shuffled = ts.subset(np.arange(len(ts)))
+    perm = np.random.default_rng(2).permutation(len(ts))
+    shuffled.theta, shuffled.theta_unc = ts.theta[perm], ts.theta_unc[perm]
+    mean_bad, _, _, _ = adjustment(shuffled)
+    assert (((mean_bad - exact_mean) / exact_sd) ** 2).mean(0).min() > 100 * p / n

@@ -8,7 +8,8 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["Standardize", "MLP", "MLPSummary", "Conv1dSummary", "IIDSummary", "LinearAdjustment", "build_summary", "SUMMARIES"]
+__all__ = ["Standardize", "MLP", "MLPSummary", "Conv1dSummary", "IIDSummary", "LinearAdjustment", "build_summary",
+           "SUMMARIES"]
 
 SUMMARIES = ("auto", "mlp", "conv1d", "iid")
 MLP_MAX_FEATURES = 512  # "auto" uses an MLP up to this many input numbers, a CNN for longer sequences
