@@ -13,6 +13,8 @@ mode is not in doubt and tolerances follow from the number of draws; the NUTS te
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pymc as pm
 import pytest
@@ -247,11 +249,12 @@ def _scalar_model(y, ordered=False):
 @pytest.mark.slow
 @pytest.mark.slice
 def test_two_exponentials_nuts_chains_in_mirror_solutions():
-    """NUTS (nutpie), 6 chains × 300 draws: chains settle in either labelling (all six in one has probability
+    """NUTS (nutpie), 6 chains × 500 draws: chains settle in either labelling (all six in one has probability
     2/2⁶ = 3 %, then there is nothing to test and the test skips). Known answer: identified up to the swap
     (A1, k1) ↔ (A2, k2), each parameter at its true value within 4 posterior SDs of the relabelled draws."""
     m = _scalar_model(_data())
-    tree = bayesid.fit(m, draws=300, tune=300, chains=6, random_seed=1, progressbar=False, target_accept=0.95)
+    # tune 1000: with 300-500 tuning steps some datasets keep divergences after adaptation (seed sweep)
+    tree = bayesid.fit(m, draws=500, tune=1000, chains=6, random_seed=1, progressbar=False, target_accept=0.95)
     diag = bayesid.diagnose(tree, model=m, fisher_draws=16, random_seed=0)
     raw = diag.raw_convergence or diag.convergence
     if raw.ok:
@@ -260,7 +263,10 @@ def test_two_exponentials_nuts_chains_in_mirror_solutions():
     assert diag.symmetry.label == "(A1, k1) ↔ (A2, k2)"
     assert diag.verdicts == {n: Verdict.RELABELLING for n in NAMES}, diag.table["reason"].to_dict()
     s = diag.summary()
-    assert "k2 = k1 + Δ" in s and "Fix the sampling first" not in s
+    # the ordering advice orders one component of the swapped blocks (A or k), in the labelling the reference
+    # chain sits in: any of these is a valid fix
+    assert re.search(r"(A|k)([12]) = \1(?!\2)[12] \+ Δ", s), s
+    assert "Fix the sampling first" not in s
     t = diag.table
     for n in NAMES:
         assert abs(t.loc[n, "mean"] - TRUE[n]) < 4 * t.loc[n, "sd"], (n, t.loc[n, "mean"], t.loc[n, "sd"])
