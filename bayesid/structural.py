@@ -69,6 +69,24 @@ class CheckResult:
         return check_html(self)
 
 
+def _interval_from_zero(model) -> set:
+    """Value-variable names of interval-transformed parameters whose constant bounds are (0, b), b finite:
+    their ridges are named in log coordinates, like logodds ones."""
+    out = set()
+    for rv, tr in model.rvs_to_transforms.items():
+        if tr is None or not hasattr(tr, "get_a_and_b"):
+            continue
+        try:
+            a, b, lower, upper = tr.get_a_and_b(rv.owner.inputs)
+            a = float(np.asarray(a.eval() if hasattr(a, "eval") else a))
+            b = float(np.asarray(b.eval() if hasattr(b, "eval") else b))
+        except Exception:  # bounds that are not constants (or not scalars): keep the sampler's coordinates
+            continue
+        if lower and upper and a == 0.0 and np.isfinite(b):
+            out.add(model.rvs_to_values[rv].name)
+    return out
+
+
 def check(model, n_draws: int = 64, n_whitening: int = 1000, random_seed=0, lambda_tol: float = 0.25,
           thresholds=None, majority: float = 0.5) -> CheckResult:
     """Predicted identifiability of any ``pm.Model`` before sampling.
@@ -146,9 +164,11 @@ def check(model, n_draws: int = 64, n_whitening: int = 1000, random_seed=0, lamb
     x = res.points
     scale = np.ones_like(x)  # d(log x)/du for log / logodds coordinates
     name_tr = list(trs)
+    zero_lower = _interval_from_zero(model)
     for i, tr in enumerate(trs):
-        if tr == "logodds":
-            scale[:, i] = 1.0 / (1.0 + np.exp(x[:, i]))  # dlog p / dlogit p = 1 − p
+        # logodds, and interval on (0, b) (x = b·σ(u)): dlog x / du = 1 − σ(u)
+        if tr == "logodds" or (tr == "interval" and names[i].split("[")[0] in zero_lower):
+            scale[:, i] = 1.0 / (1.0 + np.exp(x[:, i]))
             name_tr[i] = "log"
     disp = []
     # a ridge is named only where the local rule sees one: at a majority of the draws (a minority of
@@ -166,7 +186,8 @@ def check(model, n_draws: int = 64, n_whitening: int = 1000, random_seed=0, lamb
         u, sv, _ = np.linalg.svd(stack, full_matrices=False)
         straight = sv[:k] ** 2 / stack.shape[1] * k  # ≈ 1 where the ridge is straight in these coordinates
         ridge = _normalise_columns(u[:, :k])
-        lognames = [n.replace("_logodds__", "_log__") for n in names]
+        lognames = [n.replace("_logodds__", "_log__").replace("_interval__", "_log__")
+                    if name_tr[i] == "log" else n for i, n in enumerate(names)]
         trmap = dict(zip(lognames, name_tr))
         for j in range(k):
             big = {lognames[i]: ridge[i, j] for i in range(d) if abs(ridge[i, j]) >= 0.15}
