@@ -62,9 +62,8 @@ def test_no_group_data_no_hyperparameter_information():
     assert r.fisher[0, 0, 0] < 1e-3
 
 
-@pytest.mark.slow
-def test_exact_gauss_newton_matches_replicate_scores():
-    """The closed form equals the Monte Carlo score estimator (tolerance: 5 MC standard errors)."""
+def _three_likelihoods():
+    """Binomial, Normal and Poisson likelihoods in one model (p1, p2 on (0, 1), s > 0)."""
     with pm.Model() as m:
         p1 = pm.Uniform("p1", 0, 1)
         p2 = pm.Uniform("p2", 0, 1)
@@ -72,6 +71,13 @@ def test_exact_gauss_newton_matches_replicate_scores():
         pm.Binomial("y", n=100, p=p1 * p2, observed=30)
         pm.Normal("z", p1, s, observed=np.zeros(6))
         pm.Poisson("c", 3 * p2, observed=[1, 2])
+    return m
+
+
+@pytest.mark.slow
+def test_exact_gauss_newton_matches_replicate_scores():
+    """The closed form equals the Monte Carlo score estimator (tolerance: 5 MC standard errors)."""
+    m = _three_likelihoods()
     pt = np.array([[0.3, -0.2, 0.1]])
     a = fisher_at_draws(m, pt)
     k = 4000
@@ -144,13 +150,7 @@ def test_sparse_jacobian_pattern_check_falls_back_to_the_full_jacobian():
 
 def test_sparse_jacobian_mixed_likelihoods_equal_dense():
     """Binomial, Normal and Poisson closed forms in one model: the same matrix either way."""
-    with pm.Model() as m:
-        p1 = pm.Uniform("p1", 0, 1)
-        p2 = pm.Uniform("p2", 0, 1)
-        s = pm.HalfNormal("s", 1)
-        pm.Binomial("y", n=100, p=p1 * p2, observed=30)
-        pm.Normal("z", p1, s, observed=np.zeros(6))
-        pm.Poisson("c", 3 * p2, observed=[1, 2])
+    m = _three_likelihoods()
     pts = np.array([[0.3, -0.2, 0.1], [-1.0, 0.4, -0.5], [2.0, 1.0, 0.0]])
     fast = fisher_at_draws(m, pts, jacobian="sparse")
     ref = fisher_at_draws(m, pts, jacobian="dense")
