@@ -6,22 +6,18 @@ import os
 from pathlib import Path
 
 import pytest
+from _notebooks import run_notebook
 
 nbformat = pytest.importorskip("nbformat")
-nbclient = pytest.importorskip("nbclient")
+pytest.importorskip("nbclient")
 pytest.importorskip("torch")
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "examples" / "latent_rates.ipynb"
 
 
 @pytest.mark.neural
-def test_latent_rates_notebook_runs(tmp_path, monkeypatch):
-    monkeypatch.setenv("BAYESID_EXAMPLE_SIZE", "tiny")
-    monkeypatch.setenv("MPLBACKEND", "Agg")
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    client = nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
-                                     resources={"metadata": {"path": str(tmp_path)}})
-    client.execute()
+def test_latent_rates_notebook_runs(tmp_path):
+    nb = run_notebook(NOTEBOOK, tmp_path, {"BAYESID_EXAMPLE_SIZE": "tiny", "MPLBACKEND": "Agg"})
     text = "\n".join(
         o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
         if o.get("output_type") == "stream"
