@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .combinations import Combination, combinations_orthogonal_to, name_combination, variance_ratio
+from .combinations import Combination, combinations_orthogonal_to, name_combination, variance_ratios
 from .contraction import BIMODAL, bimodality, contraction, contraction_se, zscore
 from .convergence import ConvergenceReport, convergence
 from .draws import ParameterDraws, check_truth, extract_draws, fisher_precheck
@@ -375,14 +375,74 @@ def _truth_vector(truth, draws):
     return np.array([np.nan if v is None else float(v[0]) for v in _component_values(truth, draws)])
 
 
+def _nonzero_entries(col, names, tol=1e-3) -> dict:
+    """``{names[i]: float(col[i]) for i with |col[i]| > tol}``, in index order (one array comparison)."""
+    idx = np.flatnonzero(np.abs(col) > tol)
+    return dict(zip([names[i] for i in idx], col[idx].tolist()))
+
+
+def _direction_label(loadings: dict, coefficients: dict, verdict, trmap) -> str:
+    """A direction's name: of the displacement for a ridge, of the measured combination otherwise
+    (terms with |.| ≥ 0.15 of the largest)."""
+    vec = loadings if verdict == Verdict.NOT_IDENTIFIED else coefficients
+    return name_combination({k: v for k, v in vec.items() if abs(v) >= 0.15}, trmap)
+
+
+_UNSET = object()
+
+
+def _deferred(attr, build):
+    """A property that builds ``attr`` on first read (``build(self)``) and can be assigned as usual."""
+
+    def get(self):
+        v = self.__dict__.get(attr, _UNSET)
+        if v is _UNSET:
+            v = self.__dict__[attr] = build(self)
+        return v
+
+    def put(self, value):
+        self.__dict__[attr] = value
+
+    return property(get, put)
+
+
+class _DeferredDirection(Direction):
+    """A :class:`Direction` of a :class:`~.ridges.DirectionSet` column whose ``loadings``,
+    ``coefficients`` and ``label`` are built on first read — the same values, dicts and names as
+    building them at once (a test compares the two), but only for the directions someone looks at:
+    at d = 1000 naming every one of the d directions took ~40 % of :func:`diagnose`."""
+
+    def __init__(self, ds, j, names, trmap, verdict, source):
+        self.__dict__["_column"] = (ds, j, names, trmap, verdict)  # the verdict the name is built for
+        super().__init__(ds.vectors[:, j], _UNSET, _UNSET, float(ds.ratios[j]), float(ds.ratio_se[j]),
+                         verdict, _UNSET, source)
+
+    loadings = _deferred("loadings", lambda s: _nonzero_entries(s._column[0].displacements[:, s._column[1]],
+                                                                s._column[2]))
+    coefficients = _deferred("coefficients", lambda s: _nonzero_entries(
+        s._column[0].coefficients[:, s._column[1]], s._column[2]))
+    label = _deferred("label", lambda s: _direction_label(s.loadings, s.coefficients, s._column[4], s._column[3]))
+
+
+def _measured_combinations(ridges, dr, th, source=None) -> list:
+    """The simple combinations orthogonal to ``ridges`` (d, k) whose posterior/prior variance ratio
+    on the draws shows them identified (≤ 1 − ``th.identified``)."""
+    cands = combinations_orthogonal_to(ridges, dr.unconstrained_names, dr.transforms)
+    ratios = variance_ratios([c.coefficients for c in cands], dr.unconstrained_names, dr.prior_unc,
+                             dr.posterior_unc)
+    out = []
+    for c, r in zip(cands, ratios.tolist()):
+        c.ratio = r
+        if source is not None:
+            c.source = source
+        if c.ratio <= 1.0 - th.identified:
+            out.append(c)
+    return out
+
+
 def _make_direction(j, ds, names, trmap, th, source="draws"):
-    disp = {n: float(ds.displacements[i, j]) for i, n in enumerate(names) if abs(ds.displacements[i, j]) > 1e-3}
-    coef = {n: float(ds.coefficients[i, j]) for i, n in enumerate(names) if abs(ds.coefficients[i, j]) > 1e-3}
-    ratio = float(ds.ratios[j])
-    verdict = direction_verdict(ratio, th)
-    big = {k: v for k, v in (disp if verdict == Verdict.NOT_IDENTIFIED else coef).items() if abs(v) >= 0.15}
-    return Direction(ds.vectors[:, j], disp, coef, ratio, float(ds.ratio_se[j]), verdict,
-                     name_combination(big, trmap), source)
+    """Direction ``j`` of ``ds`` with its verdict; loadings, coefficients and name built when read."""
+    return _DeferredDirection(ds, j, names, trmap, direction_verdict(float(ds.ratios[j]), th), source)
 
 
 def diagnose(tree, model=None, truth=None, var_names=None, fisher="auto", thresholds: Thresholds | None = None,
@@ -461,11 +521,7 @@ def diagnose(tree, model=None, truth=None, var_names=None, fisher="auto", thresh
     ridge_cols = [j for j in range(dr.d) if directions[j].verdict == Verdict.NOT_IDENTIFIED]
     combos = []
     if ridge_cols:
-        for c in combinations_orthogonal_to(ds.displacements[:, ridge_cols], dr.unconstrained_names,
-                                            dr.transforms):
-            c.ratio = variance_ratio(c.coefficients, dr.unconstrained_names, dr.prior_unc, dr.posterior_unc)
-            if c.ratio <= 1.0 - th.identified:
-                combos.append(c)
+        combos = _measured_combinations(ds.displacements[:, ridge_cols], dr, th)
     timings["draws"] = time.perf_counter() - t0
 
     psense, note = prior_sensitivity(tree, sorted(set(dr.variables), key=dr.variables.index), dr.names)
@@ -536,18 +592,14 @@ def diagnose(tree, model=None, truth=None, var_names=None, fisher="auto", thresh
         diag.fisher_directions = [_make_direction(j, fds, dr.unconstrained_names, trmap, th, source="fisher")
                                   for j in range(dr.d)]
         fr_cols = [j for j, d in enumerate(diag.fisher_directions) if d.verdict == Verdict.NOT_IDENTIFIED]
-        if fr_cols:
-            for c in combinations_orthogonal_to(fds.displacements[:, fr_cols], dr.unconstrained_names,
-                                                dr.transforms):
-                c.ratio = variance_ratio(c.coefficients, dr.unconstrained_names, dr.prior_unc,
-                                         dr.posterior_unc)
-                c.source = "fisher"
-                if c.ratio <= 1.0 - th.identified:  # checked against the draws like every name
-                    diag.fisher_combinations.append(c)
+        if fr_cols:  # checked against the draws like every name
+            diag.fisher_combinations = _measured_combinations(fds.displacements[:, fr_cols], dr, th,
+                                                              source="fisher")
         pts = getattr(fr, "draw_points", None)
         if getattr(fr, "local_whitened", None) is not None and pts is not None and np.shape(pts)[-1] == dr.d:
             t2 = time.perf_counter()
-            nulls, lrs = local_ridges(fr, white, dr, weight_tol=th.weight_tol, identified=th.identified)
+            nulls, lrs = local_ridges(fr, white, dr, weight_tol=th.weight_tol, identified=th.identified,
+                                      model=model)
             diag.local_ridges = lrs
             frac, frac_se = nulls.fraction(th.weight_tol)
             local_cols = {"local_null_fraction": frac, "local_null_fraction_se": frac_se}
@@ -620,17 +672,19 @@ def _settle_ridges(diag: Diagnosis) -> None:
         for c in lr.combinations:
             if c.name not in names:
                 diag.combinations.append(c)
+    unc = dict(zip(diag.unconstrained_names, diag.names))
     for c in diag.combinations:
         if not c.parameters:
-            c.parameters = _combo_parameters(c, diag)
+            c.parameters = _combo_parameters(c, diag, unc)
     diag._ridges = keep
     diag.table["ridge"] = ["; ".join(d.label for d in keep if n in d.parameters) for n in diag.names]
 
 
-def _combo_parameters(c, diag) -> list:
+def _combo_parameters(c, diag, unc=None) -> list:
     if c.parameters:
         return list(c.parameters)
-    unc = dict(zip(diag.unconstrained_names, diag.names))
+    if unc is None:
+        unc = dict(zip(diag.unconstrained_names, diag.names))
     return [unc[k] for k in c.coefficients if k in unc]
 
 
