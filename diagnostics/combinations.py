@@ -77,6 +77,7 @@ class Combination:
 
 
 _SIMPLE_FLOAT = [(f, float(f)) for f in _SIMPLE]  # float(Fraction) once, not per call (speed only)
+_SIMPLE_FF = np.array([v for _, v in _SIMPLE_FLOAT])
 
 
 def _snap(x, tol):
@@ -85,21 +86,6 @@ def _snap(x, tol):
         if abs(ax - ff) <= tol * ff:
             return f if x > 0 else -f
     return None
-
-
-def _snap_all(values, tol):
-    """``[_snap(x, tol) for x in values]`` in one array comparison (speed only)."""
-    x = np.asarray(values, float)
-    if x.size == 0:
-        return []
-    ff = np.array([v for _, v in _SIMPLE_FLOAT])
-    hit = np.abs(np.abs(x)[:, None] - ff[None, :]) <= tol * ff[None, :]
-    first = np.argmax(hit, axis=1)
-    out = []
-    for xi, h, j in zip(x, hit.any(axis=1), first):
-        f = _SIMPLE_FLOAT[j][0]
-        out.append((f if xi > 0 else -f) if h else None)
-    return out
 
 
 def _fmt_num(f):
@@ -146,13 +132,16 @@ def name_combination(coefficients: dict, transforms: dict, snap_tol: float = 0.0
     first = items[0][1]
     sgn = 1.0 if first > 0 else -1.0
     items = [(k, sgn * v / big) for k, v in items]
-    snapped = list(zip([k for k, _ in items], _snap_all([v for _, v in items], snap_tol)))
-    if all(s is not None for _, s in snapped):
-        # rescale so the smallest magnitude is an integer when all are simple fractions
-        den = int(np.lcm.reduce([s.denominator for _, s in snapped]))
-        terms = [(k, s * den) for k, s in snapped]
+    x = np.array([v for _, v in items])
+    hit = np.abs(np.abs(x)[:, None] - _SIMPLE_FF[None, :]) <= snap_tol * _SIMPLE_FF[None, :]
+    if hit.any(axis=1).all():
+        # every coefficient a simple fraction: rescale so the smallest magnitude is an integer
+        snapped = [f if xi > 0 else -f for xi, f in zip(x.tolist(), (_SIMPLE_FLOAT[j][0] for j in
+                                                                      np.argmax(hit, axis=1).tolist()))]
+        den = int(np.lcm.reduce([s.denominator for s in snapped]))
+        terms = [(k, s * den) for (k, _), s in zip(items, snapped)]
     else:
-        terms = [(k, v) for k, v in items]
+        terms = items
     all_log = all(transforms.get(k) == "log" for k, _ in terms)
     if all_log:
         num = [(k, c) for k, c in terms if c > 0]
@@ -171,17 +160,18 @@ def name_combination(coefficients: dict, transforms: dict, snap_tol: float = 0.0
             return prod(num)
         d = prod(den)
         return f"{prod(num)}/{d}" if len(den) == 1 else f"{prod(num)}/({d})"
-    out = ""
+    parts = []
     for i, (k, c) in enumerate(terms):
         tr = transforms.get(k)
         nm = f"log({_strip_log(k, tr)})" if tr == "log" else (k if tr is None else f"{tr}({_strip_log(k, tr)})")
         mag = abs(c)
-        coef = "" if abs(float(mag) - 1.0) < 1e-9 else f"{_fmt_num(mag if isinstance(mag, Fraction) else float(mag))}·"
+        exact = type(mag) is Fraction  # (type, not isinstance: the ABC check was a third of the time)
+        coef = "" if abs(float(mag) - 1.0) < 1e-9 else f"{_fmt_num(mag) if exact else f'{float(mag):.2g}'}·"
         if i == 0:
-            out = ("-" if c < 0 else "") + coef + nm
+            parts.append(("-" if c < 0 else "") + coef + nm)
         else:
-            out += (" - " if c < 0 else " + ") + coef + nm
-    return out
+            parts.append((" - " if c < 0 else " + ") + coef + nm)
+    return "".join(parts)
 
 
 def _rref(m, tol=1e-9):
@@ -284,8 +274,9 @@ def combinations_orthogonal_to(ridges: np.ndarray, names: list, transforms: list
         if basis is None:
             continue
         for row in basis:
-            big = np.abs(row).max()
-            coefs = {names[block[i]]: float(row[i]) for i in range(len(block)) if abs(row[i]) > drop_tol * big}
+            mag = np.abs(row)
+            keep = np.flatnonzero(mag > drop_tol * mag.max())  # one comparison per row (speed only)
+            coefs = dict(zip([names[block[i]] for i in keep], row[keep].tolist()))
             if len(coefs) < 2:
                 continue  # a single parameter orthogonal to all ridges: identified on its own
             out.append(_NamedOnRead(coefs, trmap))
