@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = ["FreeParameter", "free_parameters", "to_unconstrained", "check_continuous", "graph_digest",
-           "model_fingerprint", "model_fingerprints", "imputed_variables", "has_random"]
+           "model_fingerprint", "model_fingerprints", "imputed_variables", "has_random", "interval_bounds"]
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,57 @@ def free_parameters(model) -> list[FreeParameter]:
     for rv in model.free_RVs:
         tr = model.rvs_to_transforms.get(rv)
         out.append(FreeParameter(rv.name, model.rvs_to_values[rv].name, _transform_name(tr)))
+    return out
+
+
+def interval_bounds(model) -> dict:
+    """Constant bounds of the interval-transformed free parameters, read from their PyMC transform.
+
+    Parameters
+    ----------
+    model : pymc.Model
+
+    Returns
+    -------
+    dict of str -> (ndarray, ndarray)
+        Per free RV name, the lower and upper bound of every component (flattened in C order);
+        ``-inf``/``inf`` on an open side (``x = a + exp(θ)`` or ``b − exp(θ)``). A parameter whose
+        bounds depend on another random variable (``Uniform("x", 0, s)`` with ``s`` a parameter) has
+        no constant bounds and is left out: its coordinate changes from draw to draw.
+    """
+    import pytensor
+    import pytensor.tensor as pt
+    from pytensor.graph.basic import Constant
+    from pytensor.graph.traversal import ancestors
+    from pytensor.tensor.random.op import RandomVariable
+
+    found = {}
+    for rv in model.free_RVs:
+        tr = model.rvs_to_transforms.get(rv)
+        if tr is None or not hasattr(tr, "get_a_and_b"):
+            continue
+        a, b, lower, upper = tr.get_a_and_b(rv.owner.inputs)
+        graphs = [pt.as_tensor_variable(x) for x in (a, b)]
+        if any(v.owner is not None and isinstance(v.owner.op, RandomVariable) for v in ancestors(graphs)):
+            continue  # bounds that are parameters themselves: no constant coordinate
+        shape = tuple(rv.type.shape) if None not in rv.type.shape else rv.shape
+        found[rv.name] = (shape, graphs, lower, upper)
+    # constants are read directly; anything else (pm.Data, arithmetic, unknown shapes) in one evaluation
+    todo = [g for shape, gs, _, _ in found.values() for g in gs + [shape]
+            if not isinstance(g, (Constant, tuple))]
+    try:
+        vals = dict(zip(todo, pytensor.function([], todo, mode="FAST_COMPILE")() if todo else []))
+    except Exception:  # bounds that cannot be evaluated without the model's inputs: none constant
+        return {}
+    out = {}
+    for name, (shape, (a, b), lower, upper) in found.items():
+        value = lambda g: g.data if isinstance(g, Constant) else vals[g]  # noqa: E731
+        shape = shape if isinstance(shape, tuple) else tuple(int(n) for n in vals[shape])
+        try:
+            lo, hi = (np.broadcast_to(np.asarray(value(g), float), shape).ravel() for g in (a, b))
+        except ValueError:  # bounds that do not broadcast to the variable's shape
+            continue
+        out[name] = (lo if lower else np.full(lo.shape, -np.inf), hi if upper else np.full(hi.shape, np.inf))
     return out
 
 

@@ -14,9 +14,12 @@ the diagnosis). Per parameter two pieces of model-based evidence:
   ridge). The fractions and their binomial standard errors are in the table.
 
 The local rule overrides the averaged one (a curved ridge, ``p1·p2 = c``, turns across the prior and
-leaves no null direction in ``W̄``). Ridges are named in log coordinates for positive parameters
-(``log``/``logodds`` transforms; where the per-draw null vectors are constant, the ridge is straight
-there) with :func:`bayesid.diagnostics.combinations.combinations_orthogonal_to`.
+leaves no null direction in ``W̄``). Ridges are split, straightened and named by the diagnosis' own
+:func:`bayesid.diagnostics.ridges.local_ridges` on the prior draws: independent ridges apart, per
+parameter the coordinate (natural, log, logit, log(b − x), unconstrained; interval bounds read from the
+model's transforms) in which the null space is most nearly constant, and a name only where the ridge is
+straight there and the named invariant's *predicted* contraction (local linear-Gaussian,
+:func:`bayesid.diagnostics.ridges.predicted_ratio`) minus 2 MCSE reaches the ``identified`` threshold.
 """
 
 from __future__ import annotations
@@ -32,8 +35,23 @@ __all__ = ["CheckResult", "check"]
 
 @dataclass
 class CheckResult:
-    """Result of :func:`check`: ``table`` (one row per parameter), ``directions`` (uninformed
-    directions of the averaged information), ``combinations`` (named identified combinations)."""
+    """Result of :func:`check`.
+
+    Attributes
+    ----------
+    table : pandas.DataFrame
+        One row per parameter: predicted contraction, local ridge fraction (± binomial SE), verdict.
+    directions : list of str
+        One sentence per local ridge (what moves freely, and whether it is straight in the chosen
+        coordinates).
+    combinations : list of Combination
+        Named invariants of the straight ridges, with their predicted ratio and MCSE.
+    local_ridges : list of LocalRidge
+        The ridges themselves (:func:`bayesid.diagnostics.ridges.local_ridges`).
+    whitening : Whitening
+        The prior whitening the information was whitened with (prior covariance of the
+        unconstrained coordinates).
+    """
 
     table: pd.DataFrame
     directions: list
@@ -41,6 +59,8 @@ class CheckResult:
     fisher: object = field(repr=False, default=None)
     seconds: float = 0.0
     n_draws: int = 0
+    local_ridges: list = field(default_factory=list)
+    whitening: object = field(repr=False, default=None)
 
     @property
     def verdicts(self) -> dict:
@@ -69,22 +89,37 @@ class CheckResult:
         return check_html(self)
 
 
-def _interval_from_zero(model) -> set:
-    """Value-variable names of interval-transformed parameters whose constant bounds are (0, b), b finite:
-    their ridges are named in log coordinates, like logodds ones."""
-    out = set()
-    for rv, tr in model.rvs_to_transforms.items():
-        if tr is None or not hasattr(tr, "get_a_and_b"):
-            continue
-        try:
-            a, b, lower, upper = tr.get_a_and_b(rv.owner.inputs)
-            a = float(np.asarray(a.eval() if hasattr(a, "eval") else a))
-            b = float(np.asarray(b.eval() if hasattr(b, "eval") else b))
-        except Exception:  # bounds that are not constants (or not scalars): keep the sampler's coordinates
-            continue
-        if lower and upper and a == 0.0 and np.isfinite(b):
-            out.add(model.rvs_to_values[rv].name)
-    return out
+def _prior_draws(model, pts, natural, n_draws):
+    """The check's prior draws as :class:`~bayesid.diagnostics.draws.ParameterDraws` in
+    :func:`~bayesid.diagnostics.preposterior.value_layout` order (``natural``: the same draws by free RV
+    name); the first ``n_draws`` (where the information is evaluated) serve as the "posterior" rows that
+    :func:`~bayesid.diagnostics.ridges.local_ridges` reads natural values from. A variable whose
+    transform changes its size (simplex, zero-sum) is kept in its unconstrained coordinates, named after
+    them, as in a diagnosis."""
+    from bayesid.diagnostics.draws import ParameterDraws
+    from bayesid.diagnostics.preposterior import value_layout
+    from bayesid.pymc_utils import free_parameters
+
+    names, layout = value_layout(model)
+    n = pts.shape[0]
+    rv_of = {model.rvs_to_values[rv].name: rv.name for rv in model.free_RVs}
+    tr_of = {p.value_name: p.transform for p in free_parameters(model)}
+    cols, comp, variables, trs, index = [], [], [], [], {}
+    for v, shape, sl in layout:
+        x = np.asarray(natural[rv_of[v.name]], float).reshape(n, -1)
+        size = sl.stop - sl.start
+        same = x.shape[1] == size
+        cols.append(x if same else pts[:, sl])
+        var = rv_of[v.name] if same else v.name
+        for k in range(size):
+            comp.append(var if tuple(shape) == () else f"{var}[{k}]")
+            variables.append(var)
+            trs.append(tr_of.get(v.name) if same else None)
+            index[comp[-1]] = (var, k)
+    nat = np.concatenate(cols, axis=1)
+    return ParameterDraws(names=comp, unconstrained_names=names, transforms=trs, variables=variables,
+                          prior=nat, posterior=nat[None, :n_draws], prior_unc=pts,
+                          posterior_unc=pts[None, :n_draws], index=index)
 
 
 def check(model, n_draws: int = 64, n_whitening: int = 1000, random_seed=0, lambda_tol: float = 0.25,
@@ -111,27 +146,22 @@ def check(model, n_draws: int = 64, n_whitening: int = 1000, random_seed=0, lamb
     -------
     CheckResult
     """
-    from bayesid.diagnostics.combinations import combinations_orthogonal_to, name_combination
     from bayesid.diagnostics.convergence import ConvergenceReport
-    from bayesid.diagnostics.preposterior import fisher_at_draws, prior_points, value_layout
-    from bayesid.diagnostics.ridges import _normalise_columns, parameter_weights, whitening
+    from bayesid.diagnostics.preposterior import fisher_at_draws, prior_points
+    from bayesid.diagnostics.ridges import local_ridges, parameter_weights, whitening
     from bayesid.diagnostics.verdicts import Thresholds, Verdict, parameter_verdicts
-    from bayesid.pymc_utils import free_parameters
 
     th = thresholds or Thresholds()
     t0 = time.perf_counter()
     ss = np.random.SeedSequence(random_seed)
     s_pts, s_fis = ss.spawn(2)
-    pts = prior_points(model, max(n_whitening, n_draws), random_seed=int(s_pts.generate_state(1)[0]))
+    pts, natural = prior_points(model, max(n_whitening, n_draws), random_seed=int(s_pts.generate_state(1)[0]),
+                                natural=True)
     white = whitening(pts)
     res = fisher_at_draws(model, pts[:n_draws], white, lambda_tol=lambda_tol,
                           random_seed=int(s_fis.generate_state(1)[0]))
-    names, layout = value_layout(model)
-    d = len(names)
-    tr_of = {p.value_name: p.transform for p in free_parameters(model)}
-    trs = [tr_of.get(n.split("[")[0]) for n in names]
-    nat = {p.value_name: p.name for p in free_parameters(model)}
-    natural = [nat.get(n.split("[")[0], n) + (n[n.index("["):] if "[" in n else "") for n in names]
+    draws = _prior_draws(model, pts, natural, n_draws)
+    names, natural, d = draws.unconstrained_names, draws.names, draws.d
     L = white.chol
     lam, vec = res.eigenvalues, res.vectors
     ratio = np.einsum("ij,jk,ik->i", L, np.linalg.inv(np.eye(d) + res.mean_whitened), L) / np.sum(L**2, 1)
@@ -160,39 +190,16 @@ def check(model, n_draws: int = 64, n_whitening: int = 1000, random_seed=0, lamb
         "reason": reasons,
     }, index=pd.Index(natural, name="parameter"))
 
-    # name the ridges: per-draw null displacements, in log coordinates for positive parameters
-    x = res.points
-    scale = np.ones_like(x)  # d(log x)/du for log / logodds coordinates
-    name_tr = list(trs)
-    zero_lower = _interval_from_zero(model)
-    for i, tr in enumerate(trs):
-        # logodds, and interval on (0, b) (x = b·σ(u)): dlog x / du = 1 − σ(u)
-        if tr == "logodds" or (tr == "interval" and names[i].split("[")[0] in zero_lower):
-            scale[:, i] = 1.0 / (1.0 + np.exp(x[:, i]))
-            name_tr[i] = "log"
-    disp = []
-    # a ridge is named only where the local rule sees one: at a majority of the draws (a minority of
-    # draws near the prior's edges, p ≈ 0, can lose a direction without the model having a ridge)
-    with_ridge = float(np.mean(res.local_null_dim > 0)) >= majority
-    for s in range(S if with_ridge else 0):
-        null = res.local_eigenvalues[s] < lambda_tol
-        if null.any():
-            disp.append((L @ res.local_vectors[s][:, null]) * scale[s][:, None])
-    combos, directions = [], []
-    if disp:
-        k = int(np.median([dd.shape[1] for dd in disp]))
-        # the common null space across draws: leading left singular vectors of all displacements
-        stack = np.concatenate([dd / np.linalg.norm(dd, axis=0, keepdims=True) for dd in disp], axis=1)
-        u, sv, _ = np.linalg.svd(stack, full_matrices=False)
-        straight = sv[:k] ** 2 / stack.shape[1] * k  # ≈ 1 where the ridge is straight in these coordinates
-        ridge = _normalise_columns(u[:, :k])
-        lognames = [n.replace("_logodds__", "_log__").replace("_interval__", "_log__")
-                    if name_tr[i] == "log" else n for i, n in enumerate(names)]
-        trmap = dict(zip(lognames, name_tr))
-        for j in range(k):
-            big = {lognames[i]: ridge[i, j] for i in range(d) if abs(ridge[i, j]) >= 0.15}
-            directions.append(f"{name_combination(big, trmap)} moves freely "
-                              f"(straightness {straight[j]:.2f} in these coordinates)")
-        if np.all(straight > 0.9):
-            combos = combinations_orthogonal_to(ridge, lognames, name_tr)
-    return CheckResult(table, directions, combos, res, time.perf_counter() - t0, S)
+    # the diagnosis' local ridges on the prior draws: split, straightened, named, each name's contraction
+    # predicted from the per-draw information (there is no posterior to measure it on)
+    _, ridges = local_ridges(res, white, draws, weight_tol=th.weight_tol, identified=th.identified,
+                             majority=majority, model=model, measure="fisher")
+    directions, combos = [], []
+    for r in ridges:
+        coords = ", ".join(f"{c} {n}" if c != "unconstrained" else f"unconstrained {n}"
+                           for n, c in r.coordinates.items())
+        shape = "straight" if r.straight else "curved"
+        directions.append(f"{r.label} moves freely ({shape} in {coords}: residual turning "
+                          f"{max(r.deviation, 0.0):.3f}; at {r.draw_fraction:.0%} of draws)")
+        combos += [c for c in r.combinations if c.name not in {x.name for x in combos}]
+    return CheckResult(table, directions, combos, res, time.perf_counter() - t0, S, ridges, white)

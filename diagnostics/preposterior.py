@@ -216,7 +216,7 @@ def flatten_points(points, layout) -> np.ndarray:
     return a
 
 
-def prior_points(model, n_draws: int, random_seed=None):
+def prior_points(model, n_draws: int, random_seed=None, natural: bool = False):
     """Draws from the model's prior in unconstrained coordinates (the model's forward-sampling graph,
     vectorised over the draws by :func:`bayesid.vectorize.sample_prior`; PyMC's per-draw sampler if that
     fails).
@@ -224,7 +224,8 @@ def prior_points(model, n_draws: int, random_seed=None):
     Returns
     -------
     ndarray (n_draws, d)
-        In :func:`value_layout` order.
+        In :func:`value_layout` order; with ``natural=True`` also the same draws in natural
+        coordinates, ``{free RV name: (n_draws, *shape)}``.
     """
     import warnings
 
@@ -243,7 +244,9 @@ def prior_points(model, n_draws: int, random_seed=None):
         with model:
             ds = pm.sample_prior_predictive(draws=n_draws, random_seed=random_seed, var_names=names,
                                             progressbar=False)["prior"].to_dataset()
-    return constrained_to_points(model, {n: ds[n].values[0] for n in names})
+    draws = {n: ds[n].values[0] for n in names}
+    pts = constrained_to_points(model, draws)
+    return (pts, draws) if natural else pts
 
 
 def constrained_to_points(model, draws: dict) -> np.ndarray:

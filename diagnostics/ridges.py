@@ -25,7 +25,7 @@ import numpy as np
 
 __all__ = ["Whitening", "whitening", "DirectionSet", "posterior_directions", "parameter_weights",
            "Coordinate", "coordinate_candidates", "LocalNullSpaces", "local_null_spaces", "null_components",
-           "straighten"]
+           "straighten", "LocalRidge", "local_ridges", "predicted_ratio"]
 
 
 @dataclass
@@ -209,7 +209,7 @@ class Coordinate:
         raise ValueError(self.kind)
 
 
-def coordinate_candidates(transform, prior, posterior, prior_unc):
+def coordinate_candidates(transform, prior, posterior, bounds=None):
     """Candidate coordinates for one component, most conventional first.
 
     Parameters
@@ -217,7 +217,11 @@ def coordinate_candidates(transform, prior, posterior, prior_unc):
     transform : str or None
         The component's unconstrained transform (``None``, ``"log"``, ``"logodds"``, ``"interval"``…).
     prior, posterior : ndarray (n,)
-        Natural-scale draws. ``prior_unc``: unconstrained prior draws (to recover interval bounds).
+        Natural-scale draws.
+    bounds : (float, float), optional
+        The constant bounds of an ``"interval"`` component, read from the model's transform
+        (:func:`bayesid.pymc_utils.interval_bounds`; ``±inf`` on an open side). Without them (bounds
+        that are parameters themselves, or no model) the component keeps its unconstrained coordinate.
 
     Returns
     -------
@@ -232,20 +236,22 @@ def coordinate_candidates(transform, prior, posterior, prior_unc):
         return out, lambda x: np.ones_like(x)
     if transform == "log":
         return [Coordinate("log"), Coordinate("natural")], lambda x: np.asarray(x, float)
-    if transform in ("logodds", "interval"):
-        if transform == "logodds":
-            lo, hi = 0.0, 1.0
-        else:  # x = a + (b − a)·σ(θ): recover a and b by least squares
-            s = 1.0 / (1.0 + np.exp(-np.asarray(prior_unc, float)))
-            A = np.column_stack([1.0 - s, s])
-            (lo, hi), *_ = np.linalg.lstsq(A, prior, rcond=None)
-            span = abs(hi - lo)
-            lo, hi = (float(np.round(v / span, 6)) * span if span > 0 else float(v) for v in (lo, hi))
-            lo, hi = (0.0 if abs(v) < 1e-6 * span else v for v in (lo, hi))
+    if transform == "interval" and bounds is not None:
+        lo, hi = (float(v) for v in bounds)
+        if np.isfinite(lo) and not np.isfinite(hi):  # x = a + exp(θ)
+            return [Coordinate("log", lo), Coordinate("natural", lo)], lambda x: np.asarray(x, float) - lo
+        if np.isfinite(hi) and not np.isfinite(lo):  # x = b − exp(θ)
+            return [Coordinate("log1m", upper=hi), Coordinate("natural", upper=hi)], lambda x: np.asarray(x, float) - hi
+        if not (np.isfinite(lo) and np.isfinite(hi)):
+            return [Coordinate("natural")], lambda x: np.ones_like(np.asarray(x, float))
+        transform = "logodds-like"
+    if transform in ("logodds", "logodds-like"):  # x = a + (b − a)·σ(θ), (0, 1) for logodds
+        lo, hi = (0.0, 1.0) if transform == "logodds" else (lo, hi)
         cands = [Coordinate("logit", lo, hi), Coordinate("natural", lo, hi), Coordinate("log", lo, hi),
                  Coordinate("log1m", lo, hi)]
         return cands, lambda x: (np.asarray(x, float) - lo) * (hi - np.asarray(x, float)) / (hi - lo)
-    # a transform without a natural alternative (e.g. zero-sum coordinates): keep it
+    # a transform without a natural alternative (zero-sum coordinates, an interval whose bounds are
+    # parameters): keep it
     return [Coordinate("unconstrained")], lambda x: np.ones_like(np.asarray(x, float))
 
 
@@ -499,15 +505,22 @@ class LocalRidge:
 
 
 def local_ridges(fisher, white, draws, weight_tol: float = 0.1, identified: float = 0.5,
-                 straight_tol: float = 0.02, majority: float = 0.5):
+                 straight_tol: float = 0.02, majority: float = 0.5, *, model=None, measure: str = "draws"):
     """Independent local ridges, each straightened and named, with its invariants checked.
+
+    One function for the diagnosis (posterior draws) and the structural check (prior draws, no
+    posterior: ``measure="fisher"``).
 
     Parameters
     ----------
-    fisher : FisherResult
-        Needs ``local_whitened`` and ``draw_points``.
+    fisher : FisherResult or DrawFisher
+        Per-draw whitened information and the points it was evaluated at (``local_whitened`` and
+        ``draw_points`` of a :class:`~bayesid.diagnostics.fisher.FisherResult`, or ``whitened`` and
+        ``points`` of a :class:`~bayesid.diagnostics.preposterior.DrawFisher`), in ``draws``' order.
     white : Whitening
     draws : ParameterDraws
+        Prior and posterior draws; their posterior rows must contain the Fisher points (for the
+        structural check: the prior draws the information was evaluated at).
     weight_tol : float
         Share of a parameter's prior variance on the null space from which it counts as loading.
     identified : float
@@ -517,6 +530,16 @@ def local_ridges(fisher, white, draws, weight_tol: float = 0.1, identified: floa
     majority : float
         A parameter is locally uninformed when it loads on a null direction at more than this
         fraction of the draws.
+    model : pymc.Model, optional
+        Where given, the bounds of interval-transformed parameters are read from their transforms
+        (:func:`bayesid.pymc_utils.interval_bounds`), so that ``Uniform(0, b)`` parameters are
+        straightened in log/logit coordinates like ``logodds`` ones. Without it (or for bounds that are
+        parameters themselves) such a parameter keeps its unconstrained coordinate.
+    measure : {"draws", "fisher"}
+        How a named combination's contraction is checked. ``"draws"``: its posterior/prior variance
+        ratio on the draws (:func:`.combinations.check_combination`). ``"fisher"``: the local
+        linear-Gaussian prediction at the Fisher draws (:func:`predicted_ratio`), for a check before
+        any sampling.
 
     Returns
     -------
@@ -525,18 +548,24 @@ def local_ridges(fisher, white, draws, weight_tol: float = 0.1, identified: floa
     """
     from .combinations import check_combination, combinations_orthogonal_to, name_combination
 
+    if measure not in ("draws", "fisher"):
+        raise ValueError(f"measure={measure!r}: use 'draws' (posterior draws) or 'fisher' (prediction)")
+    W = getattr(fisher, "local_whitened", None)
+    W = fisher.whitened if W is None else W
+    pts = getattr(fisher, "draw_points", None)
+    pts = np.asarray(fisher.points if pts is None else pts, float)
     lam_id = 1.0 / (1.0 - identified) - 1.0
-    nulls = local_null_spaces(fisher.local_whitened, white.chol, fisher.lambda_tol, lam_id)
+    nulls = local_null_spaces(W, white.chol, fisher.lambda_tol, lam_id)
     frac, _ = nulls.fraction(weight_tol)
     involved = [i for i in range(draws.d) if frac[i] > majority]
     if not involved:
         return nulls, []
+    bounds = _component_bounds(model, draws) if model is not None else {}
     theta_sd = np.sqrt(np.diag(white.cov))
     comps = null_components(nulls, involved, theta_sd)
     # natural values at the Fisher draws: match each draw point to its posterior row (the Fisher
     # module lists components in the model's order, so match permutation-invariantly)
     q_unc = draws.posterior_unc_flat
-    pts = np.asarray(fisher.draw_points, float)
     key_q = np.sort(q_unc, axis=1)
     key_p = np.sort(pts, axis=1)
     rows = np.array([int(np.argmin(((key_q - kp) ** 2).sum(axis=1))) for kp in key_p])
@@ -546,7 +575,7 @@ def local_ridges(fisher, white, draws, weight_tol: float = 0.1, identified: floa
         cands, dxdt, phi_sd = [], [], []
         for i in comp:
             c, f = coordinate_candidates(draws.transforms[i], draws.prior[:, i], draws.posterior_flat[:, i],
-                                         draws.prior_unc[:, i])
+                                         bounds.get(i))
             sds = []
             for cc in c:
                 v = cc.values(draws.prior[:, i], draws.prior_unc[:, i])
@@ -572,15 +601,24 @@ def local_ridges(fisher, white, draws, weight_tol: float = 0.1, identified: floa
         straight = bool(dev <= straight_tol)
         combos, rejected = [], []
         if straight and len(comp) > 1:
-            phi_prior = np.column_stack([coords[p].values(draws.prior[:, i], draws.prior_unc[:, i])
-                                         for p, i in enumerate(comp)])
-            phi_post = np.stack([coords[p].values(draws.posterior[..., i], draws.posterior_unc[..., i])
-                                 for p, i in enumerate(comp)], axis=-1)
+            if measure == "draws":
+                phi_prior = np.column_stack([coords[p].values(draws.prior[:, i], draws.prior_unc[:, i])
+                                             for p, i in enumerate(comp)])
+                phi_post = np.stack([coords[p].values(draws.posterior[..., i], draws.posterior_unc[..., i])
+                                     for p, i in enumerate(comp)], axis=-1)
+            else:  # dφ/dθ at the Fisher draws, for the predicted ratio
+                jac = np.column_stack([coords[p].jacobian(xs[:, i], dxdt[p](xs[:, i])) for p, i in enumerate(comp)])
             for cb in combinations_orthogonal_to(disp, phi_names, [trmap[n] for n in phi_names]):
                 if not _simple(cb.coefficients):
                     rejected.append(cb.name)  # e.g. a^0.43·b: no invariant a modeller would recognise
                     continue
-                check_combination(cb, phi_names, phi_prior, phi_post)
+                if measure == "draws":
+                    check_combination(cb, phi_names, phi_prior, phi_post)
+                else:
+                    c_phi = np.array([cb.coefficients.get(n, 0.0) for n in phi_names])
+                    grad = np.zeros((len(xs), draws.d))
+                    grad[:, comp] = jac * c_phi
+                    cb.ratio, cb.ratio_se = predicted_ratio(W, white.chol, grad)
                 cb.source = "fisher-local"
                 cb.parameters = [names[p] for p in range(len(comp)) if phi_names[p] in cb.coefficients]
                 if np.isfinite(cb.ratio) and cb.contraction - 2 * cb.ratio_se >= identified:
@@ -603,6 +641,56 @@ def local_ridges(fisher, white, draws, weight_tol: float = 0.1, identified: floa
             combinations=combos, rejected=rejected,
             label=name_combination(big, trmap) if straight and len(comp) > 1 else " and ".join(names)))
     return nulls, out
+
+
+def _component_bounds(model, draws) -> dict:
+    """Component index -> (lower, upper) of the interval-transformed components of ``draws``, from the
+    model's transforms."""
+    from bayesid.pymc_utils import interval_bounds
+
+    by_var = interval_bounds(model)
+    out = {}
+    for i, (n, v, tr) in enumerate(zip(draws.names, draws.variables, draws.transforms)):
+        if tr == "interval" and v in by_var:
+            lo, hi = by_var[v]
+            pos = draws.index.get(n, (v, 0))[1]
+            out[i] = (float(lo[pos]), float(hi[pos]))
+    return out
+
+
+def predicted_ratio(local_whitened, chol, grad):
+    """Local linear-Gaussian posterior/prior variance ratio of a function ``g(θ)``, averaged over draws.
+
+    At draw ``s`` with whitened information ``W_s`` and ``h_s = Lᵀ ∇g(θ_s)``, the ratio is
+    ``h_sᵀ (I + W_s)⁻¹ h_s / h_sᵀ h_s`` (``1/(1 + λ)`` for ``h_s`` along an eigenvector): what a
+    posterior at that point would leave of the prior variance of ``g``.
+
+    Parameters
+    ----------
+    local_whitened : ndarray (S, d, d)
+    chol : ndarray (d, d)
+        Prior Cholesky factor ``L``.
+    grad : ndarray (S, d)
+        ``∇g`` in unconstrained coordinates at each draw.
+
+    Returns
+    -------
+    ratio, ratio_se : float
+        Mean over the draws and its Monte Carlo standard error (independent draws); NaN where no draw
+        has a finite, non-zero gradient.
+    """
+    from .preposterior import cached_eigh
+
+    lam, vec = cached_eigh(local_whitened)
+    h = np.asarray(grad, float) @ chol  # rows: Lᵀ ∇g
+    proj = np.einsum("sk,skj->sj", h, vec) ** 2
+    norm = proj.sum(axis=1)
+    ok = np.isfinite(norm) & (norm > 0)
+    if not ok.any():
+        return float("nan"), float("nan")
+    r = (proj[ok] / (1.0 + np.clip(lam[ok], 0.0, None))).sum(axis=1) / norm[ok]
+    se = float(np.std(r, ddof=1) / np.sqrt(r.size)) if r.size > 1 else float("nan")
+    return float(r.mean()), se
 
 
 def _simple(coefficients: dict, snap_tol: float = 0.08) -> bool:
