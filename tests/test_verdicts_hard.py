@@ -137,6 +137,24 @@ def test_bounded_ridge_with_large_marginal_contraction_is_not_identified():
     assert diag.consistency_problems() == []
 
 
+def _product_difference(anchor: bool, prior_ab, rng, sig: float = 0.2, n_obs: int = 10):
+    """y1 ~ N(a·b, σ) and y2 ~ N(c − d, σ), c, d ~ N(0, 1), written as a user would, with a and b drawn
+    from ``prior_ab(name)``; ``anchor`` adds direct observations y3 of a and y4 of c (the control). The
+    data come from ``rng`` (means 1.0, 0.5, 1.0, 0.2). Returns the model and (y1, y2, y3, y4)."""
+    y1, y2, y3, y4 = (rng.normal(mu, sig, n_obs) for mu in (1.0, 0.5, 1.0, 0.2))
+    with pm.Model() as m:
+        a = prior_ab("a")
+        b = prior_ab("b")
+        c = pm.Normal("c", 0.0, 1.0)
+        d = pm.Normal("d", 0.0, 1.0)
+        pm.Normal("y1", a * b, sig, observed=y1)
+        pm.Normal("y2", c - d, sig, observed=y2)
+        if anchor:
+            pm.Normal("y3", a, sig, observed=y3)
+            pm.Normal("y4", c, sig, observed=y4)
+    return m, (y1, y2, y3, y4)
+
+
 @pytest.fixture(scope="module")
 def product_difference():
     """Exact posteriors: (a, b) by rejection from their N(1, 0.4²) prior; (c, d) Gaussian (conjugate)."""
@@ -144,20 +162,7 @@ def product_difference():
     sig, n_obs, n_post = 0.2, 10, 2000
     out = {}
     for anchor in (False, True):
-        y1 = rng.normal(1.0, sig, n_obs)
-        y2 = rng.normal(0.5, sig, n_obs)
-        y3 = rng.normal(1.0, sig, n_obs)
-        y4 = rng.normal(0.2, sig, n_obs)
-        with pm.Model() as m:
-            a = pm.Normal("a", 1.0, 0.4)
-            b = pm.Normal("b", 1.0, 0.4)
-            c = pm.Normal("c", 0.0, 1.0)
-            d = pm.Normal("d", 0.0, 1.0)
-            pm.Normal("y1", a * b, sig, observed=y1)
-            pm.Normal("y2", c - d, sig, observed=y2)
-            if anchor:
-                pm.Normal("y3", a, sig, observed=y3)
-                pm.Normal("y4", c, sig, observed=y4)
+        m, (y1, y2, y3, y4) = _product_difference(anchor, lambda n: pm.Normal(n, 1.0, 0.4), rng, sig, n_obs)
 
         def loglik(a_, b_, anchor=anchor, y1=y1, y3=y3):
             ll = -((y1[:, None] - (a_ * b_).ravel()) ** 2).sum(0) / (2 * sig**2)
@@ -292,22 +297,8 @@ def test_trouble_hook_replaces_not_converged_only_where_explained(monkeypatch):
 
 
 def _product_difference_model(anchor: bool, seed: int = 5):
-    """y1 ~ N(a·b, σ) on positive a, b and y2 ~ N(c − d, σ), written as a user would; ``anchor`` adds direct
-    observations of a and c (the control)."""
-    rng = np.random.default_rng(seed)
-    sig, n = 0.2, 10
-    y1, y2, y3, y4 = (rng.normal(mu, sig, n) for mu in (1.0, 0.5, 1.0, 0.2))
-    with pm.Model() as m:
-        a = pm.HalfNormal("a", 2.0)
-        b = pm.HalfNormal("b", 2.0)
-        c = pm.Normal("c", 0.0, 1.0)
-        d = pm.Normal("d", 0.0, 1.0)
-        pm.Normal("y1", a * b, sig, observed=y1)
-        pm.Normal("y2", c - d, sig, observed=y2)
-        if anchor:
-            pm.Normal("y3", a, sig, observed=y3)
-            pm.Normal("y4", c, sig, observed=y4)
-    return m
+    """The product + difference model on positive a, b ~ HalfNormal(2) (log transform), fresh data."""
+    return _product_difference(anchor, lambda n: pm.HalfNormal(n, 2.0), np.random.default_rng(seed))[0]
 
 
 @pytest.mark.slow
