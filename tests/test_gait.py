@@ -28,7 +28,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from scipy import stats
+
+from _gait_checks import assert_loglik_matches_simulator
 
 from bayesid import models
 from bayesid.models import BadDataError
@@ -302,10 +303,9 @@ def test_simulator_and_pymc_program_agree(spec, design):
     theta = spec.true_values()
     data = spec.simulate(theta, d, random_seed=5)
     model = spec.build(data, design=d)
-    obs = [v.name for v in model.observed_RVs]
-    loglik = model.compile_fn(model.logp(vars=model.observed_RVs, sum=True), point_fn=True)
     other = dict(theta, k=theta["k"] * 1.05, alpha0=theta["alpha0"] + 0.3, v0=theta["v0"] * 1.01)
-    for th in (theta, other):
+
+    def mean_of(th):
         w = spec.walk(th, d)["out"][0]  # (trials, n_t, 7)
         mean = {}
         if design == "kinematics":
@@ -316,16 +316,11 @@ def test_simulator_and_pymc_program_agree(spec, design):
             mean["accel"] = w[0, :, 4:6]
         if design == "imu_grf":
             mean["grf"] = th["m"] * w[0, :, 4:6]
-        sd = {"accel": d.settings.get("sigma_accel"), "grf": d.settings.get("sigma_grf"),
-              "com": d.settings.get("sigma_pos")}
-        direct = sum(stats.norm.logpdf(data[k], mean[k], sd[k]).sum() for k in obs)
-        point = {}
-        for v in model.value_vars:
-            base = v.name.removesuffix("_log__")
-            point[v.name] = np.log(th[base]) if v.name.endswith("_log__") else th[base]
-        # pytensor's numba backend compiles with fastmath ('afn': approximate log), which moves
-        # log σ by ~1e-8 relative per element; a wrong mean would move the sum by orders more.
-        np.testing.assert_allclose(loglik(point), direct, rtol=1e-7)
+        return mean
+
+    sd = {"accel": d.settings.get("sigma_accel"), "grf": d.settings.get("sigma_grf"),
+          "com": d.settings.get("sigma_pos")}
+    assert_loglik_matches_simulator(model, data, (theta, other), mean_of, sd)
 
 
 def test_simulate_is_reproducible_and_batched(spec):

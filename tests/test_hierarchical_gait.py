@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scipy import stats
 
 from bayesid import models
 from bayesid.models.gait import NonViableGaitError
@@ -54,21 +53,20 @@ def test_simulator_and_pymc_program_agree(small, design):
     th = small.true_values()
     data = small.simulate(th, design, random_seed=4)
     model = small.build(data, design=design)
-    loglik = model.compile_fn(model.logp(vars=model.observed_RVs, sum=True), point_fn=True)
+    from _gait_checks import assert_loglik_matches_simulator
+
     other = dict(th, mu_log_k=th["mu_log_k"] + 0.03, z_alpha0=th["z_alpha0"] + 0.5, v0=th["v0"] * 1.01)
     d = small.design(design)
-    for t in (th, other):
+
+    def mean_of(t):
         out = small.walk(t, design)["out"][0]
         m = small.subject_values(t)["m"][0]
-        mean = {"accel": out[..., 4:6], "com": out[..., 0:2], "grf": m[:, None, None, None] * out[..., 4:6]}
-        sd = {"accel": d.settings.get("sigma_accel"), "com": d.settings.get("sigma_pos"),
-              "grf": d.settings.get("sigma_grf")}
-        direct = sum(stats.norm.logpdf(data[k], mean[k], sd[k]).sum() for k in data)
-        point = {}
-        for v in model.value_vars:
-            base = v.name.removesuffix("_log__")
-            point[v.name] = np.log(t[base]) if v.name.endswith("_log__") else t[base]
-        np.testing.assert_allclose(loglik(point), direct, rtol=1e-7)
+        return {"accel": out[..., 4:6], "com": out[..., 0:2], "grf": m[:, None, None, None] * out[..., 4:6]}
+
+    sd = {"accel": d.settings.get("sigma_accel"), "com": d.settings.get("sigma_pos"),
+          "grf": d.settings.get("sigma_grf")}
+    assert set(data) == {v.name for v in model.observed_RVs}
+    assert_loglik_matches_simulator(model, data, (th, other), mean_of, sd)
 
 
 def test_prior_of_subject_parameters_agrees_with_pymc(small):
