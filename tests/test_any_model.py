@@ -126,7 +126,14 @@ def test_compare_on_a_plain_pymc_model_against_its_mcmc_diagnosis():
     bound 1 − 4·0.063); along a + b the optimum is Var(a+b | y)/Var(a+b) = (1/(1/2 + 40))/2 = 0.012,
     so a trained network must be "recovered" there (ratio ≤ 1 − identified = 0.5) while its a and b stay
     at or above the per-parameter optimum 0.506 − 4·0.506·√(2/500). One held-out dataset is refitted by
-    NUTS through bayesid.fit on pm.observe(model, data)."""
+    NUTS through bayesid.fit on pm.observe(model, data).
+
+    Along a + b the ratio is also held to the optimum itself: mean(err²)/var(truth) over 500 datasets has
+    relative sd √(2/500 + 2/500) = 0.089 for the optimal estimator, so it lies in 0.0123·(1 ± 4·0.089).
+    Training-seed spread (BAYESID_SEED_OFFSET 0-3, each a new training, test set and fit): 0.0119,
+    0.0119, 0.0134, 0.0114 (mean 0.0121, sd 0.0008) — the 10-epoch network's gap to the optimum is below
+    the test-set noise, so the band holds for any seed; an untrained network (ratio ≈ 1) and the ridge
+    (1.001-1.017 on the same seeds, must stay > 1 − 4·√(2/500)) fall outside it."""
     import torch
 
     import bayesid
@@ -148,7 +155,10 @@ def test_compare_on_a_plain_pymc_model_against_its_mcmc_diagnosis():
     ident = d[d["mcmc_verdict"] == "identified"]
     assert len(ridge) == 1 and len(ident) == 1, d
     assert ridge["error_ratio"].iloc[0] > 1 - 4 * se and ridge["neural_verdict"].iloc[0] == "regresses to the prior"
-    assert ident["error_ratio"].iloc[0] <= 0.5 and ident["neural_verdict"].iloc[0] == "recovered"
+    assert ident["neural_verdict"].iloc[0] == "recovered"
+    optimum = (1 / (1 / 2 + 40)) / 2
+    rel = np.sqrt(2 / 500 + 2 / 500)
+    assert optimum * (1 - 4 * rel) < ident["error_ratio"].iloc[0] < optimum * (1 + 4 * rel), d
     assert np.all(cmp.parameters.loc[["a", "b"], "error_ratio"] > 0.506 * (1 - 4 * se))
     assert len(cmp.held_out) == 1 and np.isfinite(cmp.held_out["mcmc_seconds"].iloc[0])
     with pytest.raises(bayesid.errors.BadInputError, match="no known answer"):

@@ -41,9 +41,15 @@ def _rejection(loglik, propose, lo, hi, n, rng):
     return np.concatenate(out)[:n]
 
 
-def _tree(model, post: dict, n_prior=4000, seed=0):
-    """A DataTree like bayesid.fit's from exact posterior draws ``{name: (2, n/2)}`` and PyMC prior draws."""
-    prior = pm.sample_prior_predictive(draws=n_prior, model=model, random_seed=seed).prior.to_dataset()
+def _tree(model, post: dict, n_prior=4000, seed=0, vectorised=False):
+    """A DataTree like bayesid.fit's from exact posterior draws ``{name: (2, n/2)}`` and PyMC prior draws
+    (``vectorised``: from bayesid.vectorize.sample_prior, one call instead of one per draw)."""
+    if vectorised:
+        from bayesid.vectorize import sample_prior
+
+        prior = sample_prior(model, n_prior, random_seed=seed)["prior"].to_dataset()
+    else:
+        prior = pm.sample_prior_predictive(draws=n_prior, model=model, random_seed=seed).prior.to_dataset()
     ds = xr.Dataset({k: (("chain", "draw"), np.asarray(v).reshape(2, -1)) for k, v in post.items()})
     tree = xr.DataTree.from_dict({"posterior": ds, "prior": prior[list(post)]})
     return add_unconstrained_groups(tree, model)
@@ -356,4 +362,50 @@ def test_neals_funnel_stays_not_converged(data):
     assert diag.ridges == [] and diag.symmetry is None and diag.explained == {}
     s = diag.summary()
     assert "Fix the sampling first" in s and "mirror solutions" not in s
+    assert diag.consistency_problems() == []
+
+
+def _truncated_product(second: bool):
+    """y ~ N(t1·t2, 0.1), 20 obs at 1, with t1, t2 ~ TruncatedNormal(1, 1, lower=0): an interval transform
+    open above (t = exp(θ)); ``second`` adds z ~ N(t1, 0.1), 20 obs at 1 (the control)."""
+    y = np.full(20, 1.0)
+    with pm.Model() as m:
+        t1 = pm.TruncatedNormal("t1", 1.0, 1.0, lower=0.0)
+        t2 = pm.TruncatedNormal("t2", 1.0, 1.0, lower=0.0)
+        pm.Normal("y", t1 * t2, 0.1, observed=y)
+        if second:
+            pm.Normal("z", t1, 0.1, observed=y)
+
+    def loglik(a, b):
+        ll = -((a * b - 1.0) ** 2) * y.size / (2 * 0.1**2)
+        return ll - ((a - 1.0) ** 2) * y.size / (2 * 0.1**2) if second else ll
+
+    return m, loglik
+
+
+@pytest.mark.parametrize("second", [False, True], ids=["ridge", "control"])
+def test_half_bounded_interval_ridge_named_in_log_coordinates(second):
+    """The diagnosis reads the bounds (0, ∞) of TruncatedNormal(lower=0) from the model's transform, so the
+    ridge t1·t2 = 1 is straightened in (log t1, log t2) and named — a least-squares fit of a two-sided
+    logistic map to these prior draws gives bounds ≈ (−0.77, 3.29) instead (with them the ridge was
+    'logit(t1) - logit(t2)' and nothing was named). Exact posterior by rejection from the prior. Control: a
+    second source on t1 identifies both, nothing named."""
+    from scipy import stats
+
+    m, ll = _truncated_product(second)
+    rng = np.random.default_rng(7)
+    tn = stats.truncnorm(-1.0, np.inf, loc=1.0, scale=1.0)
+    x = _rejection(ll, lambda k: (tn.rvs(k, random_state=rng), tn.rvs(k, random_state=rng)), 1e-3, 6.0, 2000, rng)
+    tree = _tree(m, {"t1": x[:, 0], "t2": x[:, 1]}, seed=7, vectorised=True)  # TruncatedNormal: slow per draw
+    diag = bayesid.diagnose(tree, model=m, fisher_draws=32, random_seed=0)
+    assert diag.convergence.ok
+    if second:
+        assert diag.verdicts == {"t1": Verdict.IDENTIFIED, "t2": Verdict.IDENTIFIED}
+        assert diag.local_ridges == []
+    else:
+        assert diag.verdicts == {"t1": Verdict.COMBINATION, "t2": Verdict.COMBINATION}
+        (lr,) = diag.local_ridges
+        assert lr.coordinates == {"t1": "log", "t2": "log"} and lr.straight
+        c = diag.combination("t1·t2")
+        assert c.contraction - 4 * c.contraction_se > 0.5
     assert diag.consistency_problems() == []
