@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import uuid
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -390,11 +391,12 @@ class _DesignSpace:
             raise BadInputError(f"model must be a pymc.Model or a function returning one, got "
                                 f"{type(model).__name__}")
         self._cache = {}
+        self.token = uuid.uuid4().hex  # one comparison: workers keep its models between jobs (_resident)
         self.name = (getattr(self.factory, "__name__", "model") if self.factory is not None
                      else (model.name or "pm.Model"))
 
     def __getstate__(self):  # workers rebuild the models they need (compiled functions do not travel)
-        state = dict(self.__dict__)
+        state = {k: v for k, v in self.__dict__.items() if k not in ("_nuts", "_theta")}
         state["_cache"] = {}
         return state
 
@@ -464,6 +466,7 @@ class _SpecSpace(_DesignSpace):
         self.priors = {"default": {}, **(priors or {})}
         self.factory = spec
         self._cache = {}
+        self.token = uuid.uuid4().hex
         self.name = spec.name
 
     def model_for(self, design, prior="default"):
@@ -484,17 +487,59 @@ class _SpecSpace(_DesignSpace):
                 "priors": {k: {a: repr(v) for a, v in pv.items()} for k, pv in self.priors.items()}}
 
 
+def _graph_key(model) -> tuple:
+    """Cache key of compiled functions of ``model`` (:func:`bayesid.vectorize.cached`, by model object):
+    its variables, so a model changed after a comparison (a variable added or replaced) compiles anew.
+    ``pm.Data`` values are read when the functions are called, so every design of a model shares them."""
+    return ("bayesid.designs", len(model.named_vars),
+            tuple(id(v) for v in model.basic_RVs + model.potentials + model.deterministics))
+
+
+def _compile_unconstrained_prior(model, n):
+    import pymc as pm
+    from pytensor.tensor.random.type import RandomGeneratorType
+
+    from bayesid.vectorize import _batched_forward, no_traces
+
+    outs = []
+    for rv in model.free_RVs:
+        tr = model.rvs_to_transforms.get(rv)
+        outs.append(rv if tr is None else tr.forward(rv, *rv.owner.inputs))
+    with no_traces():
+        fn = pm.pytensorf.compile(inputs=[], outputs=_batched_forward(outs, n), mode="FAST_COMPILE")
+    return fn, [v for v in fn.get_shared() if isinstance(v.type, RandomGeneratorType)]
+
+
+def _unconstrained_prior(model, layout, n: int, seed) -> np.ndarray:
+    """``n`` prior draws in the unconstrained coordinates, ``(n, d)`` in ``layout`` order, from one call
+    of the model's vectorised forward-sampling graph (:func:`bayesid.vectorize.sample_prior`'s graph,
+    with the transforms' forward maps appended; compiled once per model object in FAST_COMPILE mode —
+    one call needs no JIT — and reseeded from ``seed`` every call, so the draws do not depend on the
+    cache). Reads the ``pm.Data`` values set when called."""
+    from pymc.pytensorf import reseed_rngs
+
+    from bayesid.diagnostics.preposterior import flatten_points
+    from bayesid.vectorize import cached
+
+    fn, rngs = cached(model, _graph_key(model), ("unconstrained prior", int(n)),
+                      lambda: _compile_unconstrained_prior(model, int(n)))
+    ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
+    reseed_rngs(rngs, [int(v) for v in ss.generate_state(4)])
+    vals = fn()
+    return flatten_points({model.rvs_to_values[rv].name: np.asarray(v) for rv, v in zip(model.free_RVs, vals)},
+                          layout)
+
+
 def _design_whitening(sim, values, layout, n_prior, random_seed):
     """Prior draws (n_prior, for the Fisher screen) and the prior whitening of one design: the same
     seeds for every design and method (common random numbers), so the fisher, mcmc and npe results of a
     design share one whitening."""
-    from bayesid.diagnostics.preposterior import flatten_points
     from bayesid.diagnostics.ridges import whitening
 
     s_prior, s_white, s_rep = np.random.SeedSequence(random_seed).spawn(3)
     with sim.design(values):
-        pts = flatten_points(sim.to_unconstrained(sim.sample_prior(n_prior, s_prior)), layout)
-        wpts = flatten_points(sim.to_unconstrained(sim.sample_prior(max(2000, 20 * n_prior), s_white)), layout)
+        pts = _unconstrained_prior(sim.model, layout, n_prior, s_prior)
+        wpts = _unconstrained_prior(sim.model, layout, max(2000, 20 * n_prior), s_white)
     return pts, whitening(wpts), s_rep
 
 
@@ -509,7 +554,7 @@ def _fisher_model(space, design, prior, n_prior, n_replicates, lambda_tol, rando
     pts, white, s_rep = _design_whitening(sim, values, layout, n_prior, random_seed)
     with sim.design(values):
         res = fisher_at_draws(model, pts, white, n_replicates=n_replicates, lambda_tol=lambda_tol,
-                              random_seed=s_rep)
+                              random_seed=s_rep, cache_key=_graph_key(model))
     return _result_from_information(res.mean_whitened, white, names, free_parameters(model), design, prior,
                                     lambda_tol, th, res.n_failed)
 
@@ -624,29 +669,173 @@ def _record(names, truth, draws, divergences=0) -> dict:
             "failed": False}
 
 
+#: Settings the compiled NUTS path (:class:`_CompiledNuts`) reproduces exactly as :func:`bayesid.fit`
+#: passes them to nutpie; any other ``fit_kwargs`` key (another sampler, ``initvals``...) fits each
+#: dataset through :func:`bayesid.fit` itself.
+_COMPILED_NUTS_KEYS = {"draws", "tune", "chains", "target_accept", "nuts", "compile_kwargs", "adaptation",
+                       "sampler", "progressbar", "cores"}
+
+
+class _CompiledNuts:
+    """NUTS (nutpie) on one model, compiled once and reused for every dataset.
+
+    The observed values become shared variables (``bayesid_observed_<name>``) of a copy of the model
+    (:func:`pymc.observe`), so nutpie's ``with_data`` swaps in each dataset — and, for a ``pm.Model``
+    with ``pm.Data`` designs, each design's values — without compiling again. The settings are those
+    :func:`bayesid.fit` gives nutpie (adaptation by :func:`bayesid.fit.choose_adaptation`, target
+    acceptance, the seed through :func:`bayesid.fit.posterior_seed`), so the posterior draws are the ones
+    ``bayesid.fit(pm.observe(model, data), random_seed=seed, ...)`` samples (a test checks this); only
+    fit's post-processing (prior draws, log densities), which the design summary does not read, is
+    skipped."""
+
+    def __init__(self, model, data):
+        import pymc as pm
+        import pytensor
+
+        self.shared = {}
+        obs = {}
+        for rv in model.observed_RVs:
+            name = f"bayesid_observed_{rv.name}"
+            obs[rv] = pytensor.shared(np.asarray(data[rv.name][0], dtype=rv.dtype), name=name,
+                                      shape=rv.type.shape)
+            self.shared[rv.name] = name
+        self.fitted = pm.observe(model, obs)
+        self.compiled = None
+
+    def compile(self, settings: dict) -> None:
+        """Compile nutpie's sampler with :func:`bayesid.fit`'s handling of ``settings``."""
+        import nutpie
+
+        from bayesid.fit import choose_adaptation
+
+        self.settings = settings
+        nuts = dict(settings.get("nuts") or {})
+        if "max_treedepth" in nuts:
+            nuts["maxdepth"] = nuts.pop("max_treedepth")
+        self.nuts = {"adaptation": choose_adaptation(self.fitted, settings.get("adaptation", "auto")), **nuts,
+                     "target_accept": float(settings.get("target_accept", 0.8))}
+        self.compiled = nutpie.compile_pymc_model(
+            self.fitted, backend="numba", var_names=[rv.name for rv in self.fitted.free_RVs],
+            **dict(settings.get("compile_kwargs") or {}))
+        self.data_names = {v.name for v in self.compiled.shared_var_keys}
+
+    def sample(self, data: dict, values: dict, seed: int, layout):
+        """Unconstrained posterior draws ``(S, d)`` in ``layout`` order and the number of divergences."""
+        import nutpie
+
+        from bayesid.diagnostics.preposterior import flatten_points
+        from bayesid.fit import posterior_seed
+
+        upd = {self.shared[k]: np.asarray(v[0]) for k, v in data.items() if k in self.shared}
+        for k, v in values.items():  # pm.Data design values the compiled density reads
+            if k in self.data_names:
+                upd[k] = np.asarray(v[0] if isinstance(v, tuple) else v)
+        chains = int(self.settings.get("chains", 1))
+        try:  # the seed pm.sample gives nutpie for fit's posterior seed (first chain's)
+            from pymc.util import get_random_generator
+
+            nseed = int(get_random_generator(posterior_seed(seed)).spawn(chains)[0].integers(2**30))
+        except ImportError:  # pragma: no cover - a PyMC without it: still a fixed seed
+            nseed = int(posterior_seed(seed))
+        tree = nutpie.sample(self.compiled.with_data(**upd), draws=int(self.settings.get("draws", 200)),
+                             tune=max(1, int(self.settings.get("tune", 200))), chains=chains, cores=1,
+                             seed=nseed, save_warmup=False, progress_bar=False, store_unconstrained=True,
+                             **self.nuts)
+        # transformed variables in unconstrained_posterior, the others (value = RV) in posterior
+        groups = [tree[g].to_dataset() for g in ("unconstrained_posterior", "posterior") if g in tree.children]
+        arrays = {}
+        for v, _, _ in layout:
+            a = next(g[v.name] for g in groups if v.name in g)
+            arrays[v.name] = a.values.reshape(-1, *a.shape[2:])
+        draws = flatten_points(arrays, layout)
+        st = tree["sample_stats"]
+        div = int(st["diverging"].values.sum()) if "diverging" in st else 0
+        return draws, div
+
+
+def _fit_settings(space, fitted, fit_kwargs) -> dict:
+    kw = dict(draws=200, tune=200, chains=1, progressbar=False)
+    kw.update(space.fit_kwargs(fitted))
+    kw.update(fit_kwargs or {})
+    return kw
+
+
+def _compiled_nuts(space, design, prior, model, values, data, fit_kwargs):
+    """The resident space's :class:`_CompiledNuts` for (design, prior), compiled at first use; None when
+    the settings need :func:`bayesid.fit`. A ``pm.Model``'s ``pm.Data`` designs share one compilation
+    when they leave the parameter layout unchanged."""
+    from bayesid.diagnostics.preposterior import value_layout
+
+    cache = space.__dict__.setdefault("_nuts", {})
+    d = len(value_layout(model)[0])
+    key = ("all designs", prior, d) if space.factory is None else (design, prior, d)
+    if key not in cache:
+        runner = _CompiledNuts(model, data)
+        kw = _fit_settings(space, runner.fitted, fit_kwargs)  # e.g. jitter_rvs of this copy's variables
+        if set(kw) - _COMPILED_NUTS_KEYS or kw.get("sampler", "nutpie") != "nutpie":
+            runner = None
+        else:
+            runner.compile(kw)
+        cache[key] = runner
+    return cache[key]
+
+
+_RESIDENT: dict = {}
+
+
+def _resident(space):
+    """This process's copy of ``space`` (by its token): the first job of a comparison that reaches a
+    worker keeps the space it brought, with the models, simulators and compiled samplers it builds, for
+    every later job of that comparison (compile once per worker, not once per dataset). At most 4
+    comparisons are kept."""
+    tok = getattr(space, "token", None)
+    if tok is None:
+        return space
+    got = _RESIDENT.pop(tok, None) or space
+    _RESIDENT[tok] = got
+    while len(_RESIDENT) > 4:
+        _RESIDENT.pop(next(iter(_RESIDENT)))
+    return got
+
+
+def _design_prior_draws(space, sim, design, prior, values, n_datasets, seeds):
+    """The ``n_datasets`` prior draws of a design, drawn once per process."""
+    cache = space.__dict__.setdefault("_theta", {})
+    key = (design, prior, int(n_datasets), int(seeds[0]))
+    if key not in cache:
+        with sim.design(values):
+            cache[key] = sim.sample_prior(int(n_datasets), np.random.SeedSequence(seeds[0]))
+    return cache[key]
+
+
 def _mcmc_dataset(space, design, prior, i, n_datasets, seeds, fit_kwargs) -> dict:
-    """Simulate dataset ``i`` of a design and fit it with :func:`bayesid.fit`; JSON-able summary."""
+    """Simulate dataset ``i`` of a design and fit it by NUTS; JSON-able summary. With the default
+    settings the sampler is compiled once per process and design (:class:`_CompiledNuts`: the draws of
+    :func:`bayesid.fit`); other ``fit_kwargs`` go through :func:`bayesid.fit` per dataset."""
     import pymc as pm
 
     from bayesid.diagnostics.preposterior import flatten_points, value_layout
     from bayesid.fit import fit
     from bayesid.simulate import simulator_for
 
+    space = _resident(space)
     model, values = space.model_for(design, prior)
     sim = simulator_for(model)
     names, layout = value_layout(model)
-    th_i, data = _dataset(sim, values, i, n_datasets, seeds)
+    theta = _design_prior_draws(space, sim, design, prior, values, n_datasets, seeds)
+    th_i, data = _dataset(sim, values, i, n_datasets, seeds, theta)
+    seed = int(np.random.SeedSequence(seeds[2], spawn_key=(i,)).generate_state(1)[0] % 2**31)
     with sim.design(values):
         truth_dict = sim.to_unconstrained(th_i)
         truth = flatten_points(truth_dict, layout)[0]
         if not _viable(model, {k: v[0] for k, v in truth_dict.items()}):
             return {"names": names, "failed": True}
+        runner = _compiled_nuts(space, design, prior, model, values, data, fit_kwargs)
+        if runner is not None:
+            draws, div = runner.sample(data, values, seed, layout)
+            return _record(names, truth, draws, div)
         fitted = pm.observe(model, {k: v[0] for k, v in data.items()})
-        kw = dict(draws=200, tune=200, chains=1, progressbar=False)
-        kw.update(space.fit_kwargs(fitted))
-        kw.update(fit_kwargs or {})
-        tree = fit(fitted, random_seed=int(np.random.SeedSequence(seeds[2], spawn_key=(i,))
-                                            .generate_state(1)[0] % 2**31), **kw)
+        tree = fit(fitted, random_seed=seed, **_fit_settings(space, fitted, fit_kwargs))
     post = tree["unconstrained_posterior"].to_dataset()
     draws = flatten_points({v.name: post[v.name].values.reshape(-1, *post[v.name].shape[2:]) for v, _, _ in layout},
                            layout)
@@ -746,8 +935,12 @@ def _simulation_compare(space, method, th, random_seed, n_prior, lambda_tol, n_d
     if method == "mcmc":
         jobs = [(f"{d}|{p}|{i}", (space, d, p, i, n_datasets, seeds, fit_kwargs))
                 for d, p in pairs for i in range(n_datasets)]
+        # datasets that share a compiled sampler stay on one worker: a pm.Model's designs share one,
+        # a factory's (design, prior) pairs have one each
+        groups = {f"{d}|{p}|{i}": (p if space.factory is None else f"{d}|{p}") for d, p in pairs
+                  for i in range(n_datasets)}
         res = run_jobs(_mcmc_dataset, jobs, executor=executor, checkpoint=store, progressbar=progressbar,
-                       description=f"fitting datasets of {space.name}")
+                       description=f"fitting datasets of {space.name}", groups=groups)
         records = {(d, p): [res[f"{d}|{p}|{i}"] for i in range(n_datasets)] for d, p in pairs}
         training = {}
     else:

@@ -24,9 +24,11 @@ from pathlib import Path
 
 from concurrent.futures import Executor as _Executor
 
+import numpy as np
+
 from bayesid.errors import BayesidError
 
-__all__ = ["CheckpointError", "CheckpointStore", "run_jobs", "worker_setup", "local_pool"]
+__all__ = ["CheckpointError", "CheckpointStore", "LocalPool", "run_jobs", "worker_setup", "local_pool"]
 
 
 class CheckpointError(BayesidError):
@@ -120,44 +122,134 @@ def _init_worker():
     worker_setup()
 
 
-def _warm():
-    import pymc  # noqa: F401 - the imports a job needs, paid once per worker
+def _preload():
+    """What every design job imports, paid once per worker when it starts instead of in its first job."""
+    import nutpie  # noqa: F401
+    import pymc  # noqa: F401
 
-    return os.getpid()
+    import bayesid.designs  # noqa: F401
+    import bayesid.fit  # noqa: F401
 
 
-def local_pool(n_workers: int, warm: bool = False):
-    """A local pool of ``n_workers`` spawned processes, each set up by :func:`worker_setup`; pass it as
-    ``executor=`` to reuse it across runs (``run_jobs(..., executor=n)`` makes and closes one per run).
+def _init_worker_preload():
+    worker_setup()
+    _preload()
+
+
+class LocalPool(_Executor):
+    """``n_workers`` spawned processes, each its own single-process executor (a *lane*), so that
+    :func:`run_jobs` can send a job to the worker that already compiled its model (``groups``).
+
+    Every worker is set up by :func:`worker_setup` (private pytensor compile directory, one thread) and
+    imports PyMC, nutpie and bayesid when it starts (not in its first job). Used as a plain
+    ``concurrent.futures.Executor`` it submits to the least-loaded lane.
+    """
+
+    def __init__(self, n_workers: int, warm: bool = False):
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        ctx = mp.get_context("spawn")
+        self.lanes = [ProcessPoolExecutor(1, mp_context=ctx, initializer=_init_worker_preload)
+                      for _ in range(n_workers)]
+        self._load = [0] * n_workers
+        if warm:  # start every worker now (imports included), each on its own lane
+            for f in [lane.submit(os.getpid) for lane in self.lanes]:
+                f.result()
+
+    def submit_to(self, i: int, fn, /, *args, **kwargs):
+        self._load[i] += 1
+        fut = self.lanes[i].submit(fn, *args, **kwargs)
+
+        def _dec(_f, i=i):
+            self._load[i] -= 1
+
+        fut.add_done_callback(_dec)
+        return fut
+
+    def submit(self, fn, /, *args, **kwargs):
+        return self.submit_to(int(np.argmin(self._load)), fn, *args, **kwargs)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False):
+        for lane in self.lanes:
+            lane.shutdown(wait=wait, cancel_futures=cancel_futures)
+
+
+def local_pool(n_workers: int, warm: bool = False) -> LocalPool:
+    """A local pool of ``n_workers`` spawned processes (:class:`LocalPool`); pass it as ``executor=`` to
+    reuse it across runs (``run_jobs(..., executor=n)`` makes and closes one per run).
 
     Parameters
     ----------
     n_workers : int
     warm : bool
-        Import PyMC in every worker now, so that the first jobs do not pay for it.
+        Start every worker now (each imports PyMC, nutpie and bayesid as it starts), so that neither the
+        start-up nor the imports fall in the first jobs.
     """
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
-
     if isinstance(n_workers, bool) or not isinstance(n_workers, int) or n_workers < 1:
         raise BayesidError(f"n_workers must be a positive integer, got {n_workers!r}")
-    pool = ProcessPoolExecutor(n_workers, mp_context=mp.get_context("spawn"), initializer=_init_worker)
-    if warm:
-        # one import job per worker: each sleeps briefly so that every worker takes one
-        list(pool.map(_warm_sleep, [0.5] * n_workers))
-    return pool
+    return LocalPool(n_workers, warm=warm)
 
 
-def _warm_sleep(seconds):
-    import time
+def _schedule(n_lanes, submit, wait_first, todo, groups, on_done, per_lane: int = 2) -> None:
+    """Run ``todo`` on ``n_lanes`` workers, at most ``per_lane`` jobs in flight on each, keeping jobs of
+    one group on the worker that ran that group before (it has compiled that group's model).
 
-    _warm()
-    time.sleep(seconds)
-    return os.getpid()
+    A worker that becomes free takes, in this order: the next job of its current group; a job of a group
+    it ran before; a job of a group no worker is running (the largest); else it shares the group with
+    the most remaining jobs per worker running it. Jobs of one group start in their order."""
+    from collections import Counter, deque
+
+    pending: dict = {}
+    for key, args in todo:
+        pending.setdefault(groups.get(key, key) if groups else key, deque()).append((key, args))
+    current = [None] * n_lanes
+    seen = [set() for _ in range(n_lanes)]
+    owners = Counter()
+    load = [0] * n_lanes
+    inflight = {}
+
+    def pick(i):
+        live = [g for g in pending if pending[g]]
+        if not live:
+            return None
+        if current[i] in pending and pending[current[i]]:
+            return current[i]
+        mine = [g for g in live if g in seen[i]]
+        if mine:
+            return mine[0]
+        free = [g for g in live if owners[g] == 0]
+        if free:
+            return max(free, key=lambda g: len(pending[g]))
+        return max(live, key=lambda g: len(pending[g]) / (owners[g] + 1))
+
+    def fill(i):
+        while load[i] < per_lane:
+            g = pick(i)
+            if g is None:
+                return
+            key, args = pending[g].popleft()
+            if g != current[i]:
+                if current[i] is not None:
+                    owners[current[i]] -= 1
+                owners[g] += 1
+                current[i] = g
+            seen[i].add(g)
+            inflight[submit(i, key, args)] = (key, i)
+            load[i] += 1
+
+    for i in range(n_lanes):
+        fill(i)
+    while inflight:
+        for f in wait_first(list(inflight)):
+            key, i = inflight.pop(f)
+            load[i] -= 1
+            on_done(key, f)
+            fill(i)
 
 
 def run_jobs(func, jobs, executor=None, checkpoint: CheckpointStore | None = None, progressbar: bool = True,
-             description: str = "datasets") -> dict:
+             description: str = "datasets", groups: dict | None = None) -> dict:
     """Run ``func(*args)`` for every ``(job_key, args)`` in ``jobs``; results keyed by ``job_key``.
 
     Parameters
@@ -173,6 +265,10 @@ def run_jobs(func, jobs, executor=None, checkpoint: CheckpointStore | None = Non
     checkpoint : CheckpointStore, optional
         Finished jobs are loaded from it and skipped; every new result is written as soon as it arrives.
     progressbar : bool
+    groups : dict, optional
+        ``{job key: group}``: jobs of one group (e.g. the datasets of one design, which share a compiled
+        sampler) are kept on the worker that ran that group before (local pool and dask; see
+        :func:`_schedule`). Results do not depend on it.
     """
     results, todo = {}, []
     for key, args in jobs:
@@ -200,27 +296,42 @@ def run_jobs(func, jobs, executor=None, checkpoint: CheckpointStore | None = Non
         if executor in (None, "serial", 1):
             for key, args in todo:
                 _done(key, func(*args))
-        elif isinstance(executor, int) and not isinstance(executor, bool) or isinstance(executor, _Executor):
+        elif isinstance(executor, int) and not isinstance(executor, bool) or isinstance(executor, LocalPool):
             import cloudpickle
-            from concurrent.futures import as_completed
+            from concurrent.futures import FIRST_COMPLETED, wait
 
             ex = local_pool(executor) if isinstance(executor, int) else executor
             try:
-                futs = {ex.submit(_run_pickled, cloudpickle.dumps((func, args))): key for key, args in todo}
-                for f in as_completed(futs):
-                    _done(futs[f], cloudpickle.loads(f.result()))
-            finally:
+                _schedule(len(ex.lanes),
+                          lambda i, key, args: ex.submit_to(i, _run_pickled, cloudpickle.dumps((func, args))),
+                          lambda futs: wait(futs, return_when=FIRST_COMPLETED).done, todo, groups,
+                          lambda key, f: _done(key, cloudpickle.loads(f.result())))
+            except BaseException:
                 if ex is not executor:
-                    ex.shutdown()
+                    ex.shutdown(wait=False, cancel_futures=True)
+                raise
+            if ex is not executor:
+                ex.shutdown()
+        elif isinstance(executor, _Executor):  # any other concurrent.futures executor: first come, first served
+            import cloudpickle
+            from concurrent.futures import as_completed
+
+            futs = {executor.submit(_run_pickled, cloudpickle.dumps((func, args))): key for key, args in todo}
+            for f in as_completed(futs):
+                _done(futs[f], cloudpickle.loads(f.result()))
         elif hasattr(executor, "submit") and hasattr(executor, "gather"):  # dask.distributed.Client
             import cloudpickle
-            from dask.distributed import as_completed as das_completed
+            from dask.distributed import wait as dask_wait
 
             executor.run(_init_worker)
-            futs = {executor.submit(_run_pickled, cloudpickle.dumps((func, args)), pure=False): key
-                    for key, args in todo}
-            for f in das_completed(list(futs)):
-                _done(futs[f], cloudpickle.loads(f.result()))
+            workers = sorted(executor.scheduler_info()["workers"])
+            if not workers:
+                raise BayesidError("the dask Client has no workers; start the cluster's workers first")
+            _schedule(len(workers),
+                      lambda i, key, args: executor.submit(_run_pickled, cloudpickle.dumps((func, args)), pure=False,
+                                                           workers=[workers[i]], allow_other_workers=True),
+                      lambda futs: dask_wait(futs, return_when="FIRST_COMPLETED").done, todo, groups,
+                      lambda key, f: _done(key, cloudpickle.loads(f.result())))
         else:
             raise BayesidError(f"executor={executor!r}: use None (serial), a number of local worker processes, "
                                "or a dask.distributed.Client")

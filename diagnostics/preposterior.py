@@ -512,7 +512,8 @@ def _full_shape(par_shape, size, static):
 
 def fisher_at_draws(model, points, white=None, *, n_replicates: int | None = None, replicates=None,
                     method: str = "auto", latent: bool = True, lambda_tol: float = 0.25,
-                    random_seed=None, progressbar: bool = False, jacobian: str = "auto") -> DrawFisher:
+                    random_seed=None, progressbar: bool = False, jacobian: str = "auto",
+                    cache_key=None) -> DrawFisher:
     """Expected Fisher information of a PyMC model at a set of parameter draws.
 
     Parameters
@@ -547,6 +548,10 @@ def fisher_at_draws(model, points, white=None, *, n_replicates: int | None = Non
         Seeds the replicate data sets (the exact part is deterministic).
     progressbar : bool
         Show progress over the draws (and over the per-draw eigen-decompositions of large models).
+    cache_key : hashable, optional
+        Keep the graph and compiled function for later calls with the same model object and key
+        (:func:`bayesid.vectorize.cached`; the function reads ``pm.Data`` values when called, so one
+        compilation serves every design of a model). The caller must change the key if the model changes.
     jacobian : {"auto", "dense", "sparse"}
         How the closed-form part gets ``J = ∂φ/∂θ``. ``"dense"``: PyTensor's full Jacobian (one
         backward pass per row of φ, then a dense ``Jᵀ diag(w) J``: cost ∝ rows·d²). ``"sparse"``: a
@@ -594,7 +599,11 @@ def fisher_at_draws(model, points, white=None, *, n_replicates: int | None = Non
     if jacobian not in ("auto", "dense", "sparse"):
         raise ValueError(f"jacobian={jacobian!r}; use 'auto', 'dense' or 'sparse'")
     jac = jacobian if jacobian != "auto" else ("sparse" if d > SPARSE_MIN_DIM else "dense")
-    outputs, latent_rvs, mc_rvs, methods, phi = _build(model, x, layout, method, jac)
+    from bayesid.vectorize import cached  # cache_key: graph and compiled function kept for this model
+
+    x, (outputs, latent_rvs, mc_rvs, methods, phi) = cached(
+        model, cache_key, ("fisher graph", method, jac), lambda: (x, _build(model, x, layout, method, jac)))
+    methods = dict(methods)
     if method == "exact" and mc_rvs:
         raise ValueError(f"No closed-form Fisher information for {[rv.name for rv in mc_rvs]} "
                          f"(supported: {', '.join(EXACT_DISTRIBUTIONS)}); use method='auto'.")
@@ -604,13 +613,15 @@ def fisher_at_draws(model, points, white=None, *, n_replicates: int | None = Non
     gn = None
     if jac == "sparse" and phi is not None:
         V, jv = _jvp_graph(phi, x)
-        fn = pytensor.function([x, V], [*outputs, jv], on_unused_input="ignore", mode=FISHER_MODE)
+        fn = cached(model, cache_key, ("fisher fn", method, jac, latent), lambda: pytensor.function(
+            [x, V], [*outputs, jv], on_unused_input="ignore", mode=FISHER_MODE))
         n_rows = int(np.asarray(fn(pts[0], np.zeros((1, d)))[0]).size)
         gn = _SparseGaussNewton(fn, len(outputs), pts, d, n_rows)
         jac_info = f"sparse ({gn.n_colours} forward products per draw, pattern {len(gn.r)} of " \
                               f"{n_rows}×{d})"
     else:
-        fn = pytensor.function([x], outputs, on_unused_input="ignore", mode=FISHER_MODE)
+        fn = cached(model, cache_key, ("fisher fn", method, jac, latent), lambda: pytensor.function(
+            [x], outputs, on_unused_input="ignore", mode=FISHER_MODE))
         jac_info = "dense"
     ss = np.random.SeedSequence(random_seed if not isinstance(random_seed, np.random.SeedSequence)
                                 else random_seed.entropy)

@@ -61,6 +61,35 @@ def test_local_pool_gives_the_serial_result():
         assert run_jobs(_job, _jobs(4), executor=pool, progressbar=False) == serial
 
 
+def test_schedule_keeps_each_group_on_few_workers():
+    """3 groups × 20 jobs on 2 workers (the datasets of 3 designs): every job runs once, each worker
+    runs at most 2 groups (a model compiled at most twice per worker, where first come first served lets
+    both workers meet all 3), and the work is split evenly (30 ± 2 jobs each, in-flight prefetch 2)."""
+    from concurrent.futures import Future
+
+    from bayesid.executor import _schedule
+
+    todo = [(f"d{g}|{i}", (g, i)) for g in range(3) for i in range(20)]
+    groups = {k: k.split("|")[0] for k, _ in todo}
+    lane_of, order = {}, []
+
+    def submit(i, key, args):
+        f = Future()
+        f.set_result(args)
+        lane_of[key] = i
+        order.append(f)
+        return f
+
+    done = []
+    _schedule(2, submit, lambda futs: [min(futs, key=order.index)], todo, groups,
+              lambda key, f: done.append(key))
+    assert sorted(done) == sorted(k for k, _ in todo)
+    per_lane = [{groups[k] for k, i in lane_of.items() if i == lane} for lane in (0, 1)]
+    assert all(len(g) <= 2 for g in per_lane), per_lane
+    n = [sum(i == lane for i in lane_of.values()) for lane in (0, 1)]
+    assert abs(n[0] - n[1]) <= 4, n
+
+
 _SCRIPT = """
 import sys, time
 import numpy as np
