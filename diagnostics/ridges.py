@@ -25,7 +25,7 @@ import numpy as np
 
 __all__ = ["Whitening", "whitening", "DirectionSet", "posterior_directions", "parameter_weights",
            "Coordinate", "coordinate_candidates", "LocalNullSpaces", "local_null_spaces", "null_components",
-           "straighten", "LocalRidge", "local_ridges", "predicted_ratio"]
+           "straighten", "LocalRidge", "local_ridges", "predicted_ratio", "linked_groups"]
 
 
 @dataclass
@@ -330,21 +330,33 @@ def null_components(nulls: LocalNullSpaces, involved, scale, coupling_tol: float
         dg = np.sqrt(np.clip(np.diag(P), 1e-300, None))
         C += np.abs(P) / np.outer(dg, dg)
     C /= max(S, 1)
-    comps, seen = [], set()
-    for i in involved:
-        if i in seen:
-            continue
-        stack, comp = [i], []
-        seen.add(i)
-        while stack:
-            a = stack.pop()
-            comp.append(a)
-            for b in involved:
-                if b not in seen and C[a, b] > coupling_tol:
-                    seen.add(b)
-                    stack.append(b)
-        comps.append(sorted(comp))
-    return comps
+    sub = C[np.ix_(involved, involved)] > coupling_tol
+    return linked_groups(sub | sub.T, involved)
+
+
+def linked_groups(linked, members) -> list:
+    """Connected components of a symmetric boolean coupling matrix.
+
+    Parameters
+    ----------
+    linked : ndarray (k, k) of bool
+        ``linked[a, b]``: members ``a`` and ``b`` belong to one group.
+    members : sequence of int
+        The index each row stands for.
+
+    Returns
+    -------
+    list of list of int
+        Each group sorted, groups ordered by their first member.
+    """
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    _, lab = connected_components(csr_matrix(np.asarray(linked, bool)), directed=False)
+    first = {}
+    for a, g in enumerate(lab.tolist()):
+        first.setdefault(g, []).append(int(members[a]))
+    return [sorted(g) for g in first.values()]
 
 
 def straighten(disp_list, comp, xs, candidates, dxdtheta, phi_scale, theta_scale, max_combos: int = 729):
