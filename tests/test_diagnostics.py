@@ -157,17 +157,9 @@ def test_curved_ridge_from_fisher_information():
 
 
 def test_pymc_models_outside_the_registry_eight_schools():
-    y = np.array([28., 8, -3, 7, -1, 1, 18, 12])
-    s = np.array([15., 10, 16, 11, 9, 11, 10, 18])
-    with pm.Model(coords={"school": np.arange(8)}) as centered:
-        mu, tau = pm.Normal("mu", 0, 5), pm.HalfNormal("tau", 5)
-        theta = pm.Normal("theta", mu, tau, dims="school")
-        pm.Normal("y", theta, s, observed=y, dims="school")
-    with pm.Model(coords={"school": np.arange(8)}) as noncentered:
-        mu, tau = pm.Normal("mu", 0, 5), pm.HalfNormal("tau", 5)
-        z = pm.Normal("z", 0, 1, dims="school")
-        pm.Normal("y", mu + tau * z, s, observed=y, dims="school")
-    for m, latent in ((centered, "theta"), (noncentered, "z")):
+    from _plain_models import eight_schools
+
+    for m, latent in ((eight_schools(centered=True), "theta"), (eight_schools(centered=False), "z")):
         tree = bayesid.fit(m, draws=500, tune=1000, chains=4, random_seed=4, progressbar=False)
         diag = bayesid.diagnose(tree, model=m)
         assert list(diag.table.index) == ["mu", "tau"] + [f"{latent}[{i}]" for i in range(8)]

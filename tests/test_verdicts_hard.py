@@ -219,12 +219,9 @@ def test_product_and_difference_negative_control(product_difference):
 def test_not_converged_summary_makes_no_ridge_claim():
     """Centered eight schools with few draws does not converge (issue 16): the table says "not
     converged", so the summary must not print a ridge through those parameters."""
-    y = np.array([28., 8, -3, 7, -1, 1, 18, 12])
-    s = np.array([15., 10, 16, 11, 9, 11, 10, 18])
-    with pm.Model(coords={"school": np.arange(8)}) as m:
-        mu, tau = pm.Normal("mu", 0, 5), pm.HalfNormal("tau", 5)
-        theta = pm.Normal("theta", mu, tau, dims="school")
-        pm.Normal("y", theta, s, observed=y, dims="school")
+    from _plain_models import eight_schools
+
+    m = eight_schools(centered=True)
     tree = bayesid.fit(m, draws=300, tune=300, chains=2, random_seed=4, progressbar=False)
     diag = bayesid.diagnose(tree, model=m, fisher_draws=16, random_seed=0)
     assert not diag.convergence.ok
