@@ -294,14 +294,18 @@ class _NamedOnRead(Combination):
 
     @property
     def name(self) -> str:
-        v = self.__dict__.get("name", _UNNAMED)
-        if v is _UNNAMED:
+        try:
+            return self.__dict__["name"]
+        except KeyError:
             v = self.__dict__["name"] = name_combination(*self._naming)
-        return v
+            return v
 
     @name.setter
-    def name(self, value):
-        self.__dict__["name"] = value
+    def name(self, value):  # _UNNAMED (from __init__) stores nothing, so copies and pickles never hold it
+        if value is _UNNAMED:
+            self.__dict__.pop("name", None)
+        else:
+            self.__dict__["name"] = value
 
 
 _UNNAMED = object()

@@ -395,13 +395,17 @@ def _deferred(attr, build):
     """A property that builds ``attr`` on first read (``build(self)``) and can be assigned as usual."""
 
     def get(self):
-        v = self.__dict__.get(attr, _UNSET)
-        if v is _UNSET:
+        try:
+            return self.__dict__[attr]
+        except KeyError:
             v = self.__dict__[attr] = build(self)
-        return v
+            return v
 
-    def put(self, value):
-        self.__dict__[attr] = value
+    def put(self, value):  # _UNSET (from __init__) stores nothing, so copies and pickles never hold it
+        if value is _UNSET:
+            self.__dict__.pop(attr, None)
+        else:
+            self.__dict__[attr] = value
 
     return property(get, put)
 

@@ -17,6 +17,7 @@ both parameters (no ridge, no combination).
 
 from __future__ import annotations
 
+import pickle
 from fractions import Fraction
 
 import numpy as np
@@ -27,6 +28,7 @@ import pytest
 import bayesid
 from bayesid.diagnostics import combinations as cmb
 from bayesid.diagnostics import diagnosis as dgn
+from bayesid.diagnostics.ridges import DirectionSet
 from bayesid.diagnostics.verdicts import Verdict, direction_verdict
 
 # ------------------------------------------------------------------ the eager reference (the oracle)
@@ -287,11 +289,8 @@ def test_names_match_reference_on_random_coefficients():
 
 
 def test_deferred_direction_reads_and_writes_like_a_direction():
-    ds = type("DS", (), {})()
-    ds.vectors = np.eye(2)
-    ds.displacements = np.array([[1.0, 1.0], [-1.0, 1.0]])
-    ds.coefficients = ds.displacements.copy()
-    ds.ratios, ds.ratio_se = np.array([0.98, 0.01]), np.array([0.03, 0.001])
+    disp = np.array([[1.0, 1.0], [-1.0, 1.0]])
+    ds = DirectionSet(np.array([0.98, 0.01]), np.eye(2), disp, disp.copy(), np.array([0.03, 0.001]))
     th = dgn.Thresholds()
     tr = {"a": None, "b": None}
     d0, d1 = (dgn._make_direction(j, ds, ["a", "b"], tr, th) for j in range(2))
@@ -304,3 +303,9 @@ def test_deferred_direction_reads_and_writes_like_a_direction():
     assert isinstance(c, cmb.Combination) and repr(c).startswith("Combination('a + b'")
     c.name = "s"
     assert c.name == "s"
+    # copies and pickles (the executor ships results with cloudpickle) name the same, built or not
+    d2 = dgn._make_direction(1, ds, ["a", "b"], tr, th)
+    c2 = cmb.combinations_orthogonal_to(ds.displacements[:, :1], ["a", "b"], [None, None])[0]
+    for x in (d2, c2, d0):
+        y = pickle.loads(pickle.dumps(x))
+        assert (y.label, y.loadings) == (x.label, x.loadings) if x is not c2 else y.name == x.name == "a + b"
