@@ -110,15 +110,19 @@ def _report_plan(args):
 
 def _cmd_report(args):
     from . import report
+    from .report.levels import resolve_levels
     from .workflow import diagnose_model
 
     spec, design, out, table, cache = _report_plan(args)  # everything checked before sampling
     print(f"bayesid: {spec.name}, design {design!r}: simulating at the default true values, fitting "
           f"({args.chains} chains x {args.draws} draws, {args.tune} tuning steps, seed {args.seed}) ...", flush=True)
-    diag, tree, _ = diagnose_model(spec, design=design, draws=args.draws, tune=args.tune, chains=args.chains,
-                                   random_seed=args.seed, cache_dir=cache, fisher=not args.no_fisher)
+    diag, tree, model = diagnose_model(spec, design=design, draws=args.draws, tune=args.tune, chains=args.chains,
+                                       random_seed=args.seed, cache_dir=cache, fisher=not args.no_fisher)
     diag.run_info = {"seed": args.seed}
     print(diag)
+    lv = resolve_levels(diag, model=model)  # hierarchical models: a levels section
+    if lv is not None:
+        print(f"\nLevels:\n{lv.summary()}")
     written = _Written()
     if cache is not None:
         written.add(cache, "fitted posterior cache; delete it or pass --no-cache")
@@ -126,7 +130,7 @@ def _cmd_report(args):
         table.parent.mkdir(parents=True, exist_ok=True)
         diag.table.to_csv(table)  # the table first: it is cheap and survives a failing plot
         written.add(table, "verdict table, CSV")
-    report.write(diag, out, title=f"bayesid report: {spec.name} ({design})", force=True)
+    report.write(diag, out, title=f"bayesid report: {spec.name} ({design})", force=True, levels=lv)
     written.add(out, "HTML report")
     written.report()
     return 0

@@ -49,16 +49,20 @@ import pandas as pd
 from bayesid.errors import BadInputError
 
 from .combinations import _rref, name_combination
-from .verdicts import Thresholds, Verdict, direction_verdict
+from .verdicts import VERDICTS, Thresholds, Verdict, direction_verdict
 
-__all__ = ["Structure", "structure", "LevelQuantity", "block_directions", "cluster_directions", "Confounding",
-           "confounding", "Funnel", "funnel_slope", "Levels", "levels"]
+__all__ = ["Structure", "structure", "is_hierarchical", "LevelQuantity", "block_directions", "cluster_directions",
+           "Confounding", "confounding", "Funnel", "funnel_slope", "Levels", "levels"]
 
 _LOCATION_SCALE = {"normal", "studentt", "laplace", "cauchy", "lognormal", "halfnormal", "halfcauchy",
                    "halfstudentt", "skewnormal", "logistic", "gumbel"}
 FUNNEL_SLOPE = 0.5
 FUNNEL_RANGE = 3.0
 SNAP = 0.2  # entries below this share of the largest are dropped from a named direction
+_ALONE = (Verdict.IDENTIFIED, Verdict.RELABELLING)  # verdicts that pin a parameter down on its own
+_THROUGH = "{f} is identified through the random-effect distribution"
+_PROVISIONAL = ("Sampling did not converge: the level verdicts below are provisional, like the table's, until it "
+                "does.")
 
 
 # --------------------------------------------------------------------------- structure from the graph
@@ -99,6 +103,16 @@ class Structure:
             if var in getattr(self, r):
                 return r
         return ""
+
+
+def is_hierarchical(model) -> bool:
+    """Whether :func:`structure` finds a hierarchy in the model (a dimension indexing cluster-level RVs
+    with free parents, or per-cluster Deterministics of standardised RVs and population parameters)."""
+    try:
+        structure(model)
+    except BadInputError:
+        return False
+    return True
 
 
 def _free_ancestors(graphs, free):
@@ -218,6 +232,9 @@ class LevelQuantity:
         Cluster level: the ratio of every cluster.
     verdicts : list or None
         Cluster level: the verdict of every cluster.
+    parameter_verdict : Verdict or None
+        Population / fixed quantity that is one parameter: that parameter's verdict in the diagnosis
+        table (it also weighs the joint ridges with the cluster level), set by :func:`levels`.
     """
 
     level: str
@@ -228,6 +245,12 @@ class LevelQuantity:
     verdict: Verdict
     ratios: np.ndarray | None = None
     verdicts: list | None = None
+    parameter_verdict: Verdict | None = None
+
+    @property
+    def shown_verdict(self) -> Verdict:
+        """The verdict the summary and the report state: the table's for one parameter, else ``verdict``."""
+        return self.parameter_verdict if self.parameter_verdict is not None else self.verdict
 
     def count(self, verdict=Verdict.IDENTIFIED) -> int:
         return int(sum(v == verdict for v in (self.verdicts or [])))
@@ -387,6 +410,8 @@ class Confounding:
         ``share ≥ ridge`` threshold.
     against_vars : list of str
         The cluster-level variables named in ``against``.
+    verdict : str
+        The fixed effect's verdict in the diagnosis table (set by :func:`levels`; empty otherwise).
     """
 
     fixed: str
@@ -397,6 +422,7 @@ class Confounding:
     against: str
     confounded: bool
     against_vars: list = field(default_factory=list)
+    verdict: str = ""
 
     @property
     def label(self) -> str:
@@ -524,7 +550,8 @@ class Funnel:
                f"of {self.scale}" if np.isfinite(self.divergent) else "")
         return (f"{self.kind.capitalize()} between {self.scale} and {self.variable} ({self.form}; slope "
                 f"{self.slope:.2f} ± {self.slope_se:.2f}, conditional scale ×{self.scale_range:.1f} across the "
-                f"posterior{div}): a sampling difficulty of the parametrization, not a ridge — {fix}.")
+                f"posterior{div}): a sampling difficulty of the parametrization, in itself not a ridge (a ridge is "
+                f"what the data leave uninformed, the same in either form) — {fix}.")
 
 
 def funnel_slope(log_scale, x, n_eff=None, others=None):
@@ -594,6 +621,9 @@ class Levels:
         Every (scale, variable) pair checked; ``kind`` is empty where there is no funnel.
     parameters : pandas.DataFrame
         The diagnosis' per-parameter verdicts grouped by variable and level (counts per verdict).
+    converged : bool
+        Whether the diagnosis' sampling converged; if not, the summary calls these verdicts provisional
+        (as the diagnosis does its own).
     """
 
     structure: Structure
@@ -603,13 +633,14 @@ class Levels:
     confounding: list
     funnels: list
     parameters: pd.DataFrame
+    converged: bool = True
 
     @property
     def table(self) -> pd.DataFrame:
         """One row per named quantity: level, quantity, verdict, ratio, ratio_se, clusters identified."""
         rows = []
         for q in self.population + self.fixed + self.cluster:
-            rows.append({"level": q.level, "quantity": q.name, "verdict": str(q.verdict), "ratio": q.ratio,
+            rows.append({"level": q.level, "quantity": q.name, "verdict": str(q.shown_verdict), "ratio": q.ratio,
                          "ratio_se": q.ratio_se,
                          "clusters_identified": (f"{q.count()}/{len(q.verdicts)}" if q.verdicts is not None else "")})
         for c in self.confounding:
@@ -620,6 +651,77 @@ class Levels:
 
     def confounded(self) -> list:
         return [c for c in self.confounding if c.confounded]
+
+    def consistency_problems(self, diagnosis) -> list:
+        """Contradictions between these level verdicts and the diagnosis they were read from (empty when
+        they agree; the tests and the report assert that).
+
+        Checked: (1) a quantity that is one parameter has that parameter's table verdict; (2) a combination
+        called prior-determined involves a parameter the table does not call identified, and an identified
+        combination one the table does not call not identified; (3) per cluster, a single-variable
+        quantity called identified (not identified) is not *weakly* / *not identified* (*identified*) in the
+        table, and where the table has it only in combination the summary names the fixed effects it
+        trades off against; (4) every confounded fixed effect is in the summary, and one the table calls
+        *identified* although the data fix only its sum with the cluster effects is said there to be
+        identified through the random-effect distribution; (5) when sampling did not converge the summary
+        calls the level verdicts provisional; (6) the per-variable counts match the table. A funnel and a
+        ridge of the same variables do not contradict each other: the funnel sentence says the funnel is
+        *in itself* not a ridge, and weak cluster data can leave a ridge there in either form.
+        """
+        dr = diagnosis.draws
+        verdict = {k: Verdict(v) for k, v in diagnosis.verdicts.items()}
+        unc = dict(zip(dr.unconstrained_names, dr.names))
+        out = []
+        s = self.summary()
+        for q in self.population + self.fixed:
+            names = [unc[c] for c in q.coefficients if c in unc]
+            vs = [verdict[n] for n in names if n in verdict]
+            if len(q.coefficients) == 1 and vs and q.shown_verdict != vs[0]:
+                out.append(f"{q.level} quantity {q.name!r} is {str(q.shown_verdict)!r} but the table says "
+                           f"{str(vs[0])!r}")
+            if len(q.coefficients) > 1 and vs:
+                if q.verdict == Verdict.NOT_IDENTIFIED and all(v in _ALONE for v in vs):
+                    out.append(f"{q.level} combination {q.name!r} is prior-determined but the table identifies "
+                               f"each of {', '.join(names)} on its own")
+                if q.verdict == Verdict.IDENTIFIED and all(v == Verdict.NOT_IDENTIFIED for v in vs):
+                    out.append(f"{q.level} combination {q.name!r} is identified but the table calls each of "
+                               f"{', '.join(names)} not identified (not even in combination)")
+        cl = self.structure.cluster_dim
+        for q in self.cluster:
+            if len(q.coefficients) != 1 or q.verdicts is None:
+                continue
+            var = next(iter(q.coefficients)).split("[")[0].removesuffix("_log__")
+            rows = [n for n, v in zip(dr.names, dr.variables) if v == var]
+            if len(rows) != len(q.verdicts):
+                continue  # not a free RV with one component per cluster (a Deterministic, or more dims)
+            combo = False
+            for j, (n, lv) in enumerate(zip(rows, q.verdicts)):
+                tv = verdict.get(n)
+                if lv == Verdict.IDENTIFIED and tv in (Verdict.WEAK, Verdict.NOT_IDENTIFIED):
+                    out.append(f"{q.name} in {cl} {j} is identified but the table calls {n} {str(tv)!r}")
+                if lv == Verdict.NOT_IDENTIFIED and tv in _ALONE:
+                    out.append(f"{q.name} in {cl} {j} is prior-determined but the table calls {n} {str(tv)!r}")
+                combo |= lv == Verdict.IDENTIFIED and tv == Verdict.COMBINATION
+            if combo and not (self.confounded_with(q) and "trades off against" in s):
+                out.append(f"{q.name} per {cl} is identified on its own while the table has it only in combination, "
+                           "and the summary names nothing it trades off against")
+        for c in self.confounded():
+            if c.label not in s:
+                out.append(f"confounding {c.label!r} missing from the summary")
+            elif verdict.get(c.fixed) in _ALONE and _THROUGH.format(f=c.fixed) not in s:
+                out.append(f"{c.fixed} is identified in the table, confounded in the levels, and the summary does not "
+                           "say that the random-effect distribution identifies it")
+        if not diagnosis.convergence.ok and _PROVISIONAL not in s:
+            out.append("sampling did not converge but the level summary does not call its verdicts provisional")
+        t = diagnosis.table
+        for _, row in self.parameters.iterrows():
+            sub = t[t["variable"] == row["variable"]]
+            for v in VERDICTS:
+                want = int((sub["verdict"].astype(str) == str(v)).sum())
+                if int(row.get(str(v), 0)) != want:
+                    out.append(f"{row['variable']}: {int(row.get(str(v), 0))} components {str(v)!r} in the levels, "
+                               f"{want} in the table")
+        return out
 
     def confounded_with(self, quantity) -> list:
         """Fixed effects confounded with a cluster-level quantity (a variable it involves)."""
@@ -633,11 +735,13 @@ class Levels:
                  f"per {cl} {', '.join(st.cluster) or '—'}" + (f" (sampled as {', '.join(st.standardised)})"
                                                               if st.standardised else "")
                  + (f"; fixed {', '.join(st.fixed)}" if st.fixed else "") + "."]
+        if not self.converged:
+            lines.append(_PROVISIONAL)
         for q in self.population + self.fixed:
-            if len(q.coefficients) < 2 and q.verdict == Verdict.IDENTIFIED:
+            if len(q.coefficients) < 2 and q.shown_verdict == Verdict.IDENTIFIED:
                 continue
             what = "population" if q.level == "population" else "fixed effect"
-            lines.append(f"{what.capitalize()} {q.name}: {_words(q.verdict)} (posterior/prior variance ratio "
+            lines.append(f"{what.capitalize()} {q.name}: {_words(q.shown_verdict)} (posterior/prior variance ratio "
                          f"{q.ratio:.2f} ± {q.ratio_se:.2f}).")
         for q in self.cluster:
             more = "".join(f", {w} in {q.count(v)}" for v, w in ((Verdict.WEAK, "weakly"),
@@ -649,10 +753,12 @@ class Levels:
             lines.append(f"{q.name} per {cl}: identified in {q.count()}/{len(q.verdicts)} {cl}s{more} (mean "
                          f"posterior/prior variance ratio {q.ratio:.2f} ± {q.ratio_se:.2f}){tail}.")
         for c in self.confounded():
+            via = (f" ({_THROUGH.format(f=c.fixed)}: the table's 'identified' counts that information)"
+                   if c.verdict in _ALONE else "")
             lines.append(f"Fixed-vs-random confounding: {c.label} — {c.share:.0%} ± {c.share_se:.0%} of "
                          f"{c.fixed}'s posterior variance is shared with the {cl}-level effects (prior "
                          f"{c.share_prior:.0%}): the data fix only their sum; the split rests on the "
-                         "random-effect distribution.")
+                         f"random-effect distribution{via}.")
         for f in self.funnels:
             if f.kind:
                 lines.append(f.text())
@@ -664,6 +770,26 @@ class Levels:
 
 def _words(v):
     return {Verdict.NOT_IDENTIFIED: "prior-determined (not identified)"}.get(v, str(v))
+
+
+def _adopt_table_verdicts(quantities, diagnosis):
+    """A block quantity that is one parameter carries that parameter's verdict from the diagnosis table.
+
+    Its ratio is the parameter's marginal ratio (1 − unconstrained contraction) and its own ``verdict``
+    reads that ratio (the same in every parametrization of one posterior), but the table's verdict also
+    weighs the joint ridges with the cluster-level quantities (``alpha`` with contraction 0.78 lying along
+    the ``alpha − Σ b_j`` ridge is *identified only in combination*). One parameter has one verdict in
+    words: the summary and the report say the table's (:attr:`LevelQuantity.shown_verdict`).
+    """
+    dr = diagnosis.draws
+    unc = dict(zip(dr.unconstrained_names, dr.names))
+    verdict = diagnosis.verdicts
+    for q in quantities:
+        if len(q.coefficients) == 1:
+            name = unc.get(next(iter(q.coefficients)))
+            if name in verdict:
+                q.parameter_verdict = Verdict(verdict[name])
+    return quantities
 
 
 def _stack_var(ds, var, cluster_dim, sample_dims):
@@ -737,8 +863,8 @@ def levels(diagnosis, model=None, cluster_dim=None, cluster_covariates=None, thr
                                 [dr.unconstrained_names[i] for i in idx], [dr.transforms[i] for i in idx],
                                 level, th)
 
-    population = block(st.population, "population")
-    fixed = block(st.fixed, "fixed")
+    population = _adopt_table_verdicts(block(st.population, "population"), diagnosis)
+    fixed = _adopt_table_verdicts(block(st.fixed, "fixed"), diagnosis)
     # cluster-level natural quantities, logs of positive ones
     missing = [v for v in st.cluster if v not in post.data_vars or v not in prior.data_vars]
     if missing:
@@ -777,6 +903,8 @@ def levels(diagnosis, model=None, cluster_dim=None, cluster_covariates=None, thr
         conf = confounding(dr.posterior_unc_flat[:, fidx], np.concatenate(nat_post, -1),
                            [dr.names[i] for i in fidx], nat_names, dr.prior_unc[:, fidx],
                            np.concatenate(nat_prior, -1), cluster_covariates, ess, th)
+        for c in conf:
+            c.verdict = str(diagnosis.verdicts.get(c.fixed, ""))
     # funnels, in the sampler's coordinates
     funnels = []
     div = None
@@ -810,4 +938,4 @@ def levels(diagnosis, model=None, cluster_dim=None, cluster_covariates=None, thr
         rows.append({"variable": v, "level": st.role(v) or "other", "components": len(sub),
                      **{str(k): int(n) for k, n in counts.items()}})
     params = pd.DataFrame(rows).fillna(0)
-    return Levels(st, population, fixed, cluster, conf, funnels, params)
+    return Levels(st, population, fixed, cluster, conf, funnels, params, bool(diagnosis.convergence.ok))

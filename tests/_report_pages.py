@@ -32,6 +32,29 @@ def ridge_diagnosis():
 
 
 @functools.cache
+def levels_diagnosis():
+    """mixed.regression, design 'between', exact posterior draws (no MCMC): its Diagnosis and Levels.
+
+    Known answer (models/mixed.py): only α + γ w_j + b_j and β + u_j enter the likelihood, so α and γ trade
+    off against the mean and the w-weighted mean of b, β against the mean of u."""
+    import bayesid
+    from bayesid.models.mixed import MixedRegression
+
+    spec = MixedRegression()
+    data = spec.simulate(design="between", random_seed=0)
+    model = spec.build(data, design="between")
+    tree = spec.exact_tree(data, "between", draws=1000, chains=2, prior_draws=4000, random_seed=1)
+    diag = bayesid.diagnose(tree, model=model, fisher=False, title="mixed.regression, between")
+    return diag, diag.levels(model=model, cluster_covariates={"w": spec.cluster_covariate()}), model
+
+
+def levels_covariate():
+    from bayesid.models.mixed import MixedRegression
+
+    return MixedRegression().cluster_covariate()
+
+
+@functools.cache
 def design_comparison():
     from bayesid import designs
 

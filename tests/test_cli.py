@@ -43,12 +43,26 @@ def test_report_writes_html_and_table_and_lists_them(tmp_path, capsys):
     assert main(["report", "toy.scale", "--draws", "300", "--tune", "300", "-o", str(out)]) == 0
     assert out.exists() and out.with_suffix(".csv").exists()
     assert "s1·s2" in out.read_text()
+    assert 'id="levels"' not in out.read_text()  # not a hierarchical model: no levels section
     text = capsys.readouterr().out
     listed = text[text.index("wrote:"):]
     for path in (out, out.with_suffix(".csv"), tmp_path / ".bayesid-cache"):
         assert str(path) in listed, path
     # a second run replaces bayesid's own files without --force
     assert main(["report", "toy.scale", "--draws", "300", "--tune", "300", "-o", str(out)]) == 0
+
+
+@pytest.mark.slow
+def test_report_of_a_hierarchical_model_has_the_levels_section(tmp_path, capsys):
+    """mixed.noncentred: the report carries the levels (known answer: alpha trades off against the mean
+    of the random intercepts b) and the printed summary says the same."""
+    out = tmp_path / "m.html"
+    assert main(["report", "mixed.noncentred", "--draws", "300", "--tune", "300", "--no-fisher", "--no-cache",
+                 "-o", str(out)]) == 0
+    html = out.read_text()
+    assert 'id="levels"' in html and "alpha against the mean of b" in html
+    text = capsys.readouterr().out
+    assert "Levels:" in text and "alpha against the mean of b" in text
 
 
 def test_designs_ranks_without_data(tmp_path, capsys):

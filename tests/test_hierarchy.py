@@ -221,7 +221,7 @@ def test_gait_analogue_population_and_subject_known_answer(force_plates):
         assert set(pop) == {"mu_log_k", "mu_log_m"} and all(q.verdict == Verdict.IDENTIFIED for q in pop.values())
         assert set(sub) == {"k", "m"} and all(q.count() == S for q in sub.values())
         assert "prior-determined" not in lv.summary()
-    assert not diag.consistency_problems()
+    assert not diag.consistency_problems() and not lv.consistency_problems(diag)
 
 
 # ----------------------------------------------------------------------------- mixed regression (exact)
@@ -253,12 +253,13 @@ def test_fixed_vs_random_confounding_found_and_named(design):
         assert "gamma against the w-weighted mean of b" in lv.summary()
     else:  # negative control: w varies within clusters
         assert not gam.confounded and "gamma against" not in lv.summary()
+    assert not lv.consistency_problems(diag), lv.consistency_problems(diag)
 
 
 def test_centred_funnel_is_a_sampling_problem_not_a_ridge():
     """Same data and exact posterior in both forms; weak cluster data (σ²/n = 8 ≫ τ²): the centred form has
-    a funnel in its sampled coordinates, the non-centred one none; the level verdicts are the same and no
-    reported ridge is made of tau and b alone. Control: dominant cluster data → no funnel in the centred form."""
+    a funnel in its sampled coordinates, the non-centred one none; the level verdicts are the same, and the
+    level words agree with each form's table. Control: dominant cluster data → no funnel in the centred form."""
     kw = dict(n_clusters=8, n_per=2, sigma=4.0, n_grid=30)
     _, _, dc, lc = _mixed(MixedRegression, "between", **kw)
     _, _, dn, ln = _mixed(MixedRegressionNonCentred, "between", **kw)
@@ -269,6 +270,8 @@ def test_centred_funnel_is_a_sampling_problem_not_a_ridge():
     assert [(q.name, q.verdict, q.count()) for q in lc.cluster] == [(q.name, q.verdict, q.count()) for q in ln.cluster]
     # identifiability is the posterior's, the same in both: the level verdicts (natural coordinates) agree
     assert [(q.name, q.verdict) for q in lc.population] == [(q.name, q.verdict) for q in ln.population]
+    # the words agree with each form's own table
+    assert not lc.consistency_problems(dc) and not ln.consistency_problems(dn)
     _, _, _, strong = _mixed(MixedRegression, "between", n_clusters=8, n_per=50, sigma=0.2, n_grid=30)
     assert all(not f.kind for f in strong.funnels)
 

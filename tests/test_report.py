@@ -169,3 +169,78 @@ def test_direction_names_known_answers():
     assert product_label({"k_log__": 1.0, "a": 1.0}, nm) is None  # mixed: stays linear
     assert linear_label({"k_log__": 1.0, "a": -0.26, "p_logodds__": 0.01}, nm) == "log(k) − 0.26·a"
     assert linear_label({"p_logodds__": 1.0}, nm) == "logit(p)"
+
+
+# ----------------------------------------------------------------------------- levels section
+@pytest.fixture(scope="module")
+def levels_page():
+    import bayesid.report as report
+
+    diag, lv, model = rp.levels_diagnosis()
+    return diag, lv, model, report.page("levels", report.diagnosis_html(diag, figures=False, levels=lv))
+
+
+def test_levels_section_says_what_the_levels_say_and_agrees_with_the_table(levels_page):
+    """The section's sentences are the Levels summary's lines; the levels agree with the diagnosis table,
+    ridges and summary (consistency_problems empty on both); the known answer of mixed.regression 'between'
+    (α, β, γ confounded with the mean of b, the mean of u, the w-weighted mean of b) is on the page."""
+    import html as _html
+
+    diag, lv, _, html = levels_page
+    _self_contained(html)
+    assert not diag.consistency_problems() and not lv.consistency_problems(diag)
+    sec = html[html.index('id="levels"'):html.index('id="convergence"')]
+    assert html.index('id="evidence"') < html.index('id="levels"') and 'href="#levels"' in html
+    for line in lv.summary().splitlines():
+        assert line in _html.unescape(sec), line
+    for label in ("alpha against the mean of b", "beta against the mean of u",
+                  "gamma against the w-weighted mean of b"):
+        assert label in sec, label
+    assert "_log__" not in _visible(sec)
+    # one parameter, one verdict: alpha is 'identified only in combination' in the table and in the levels
+    assert diag.table.loc["alpha", "verdict"] == "identified only in combination"
+    lt = sec[sec.index('id="levels-table"'):]
+    row = lt[lt.index('<td class="">alpha</td>'):]
+    assert "identified only in combination" in row[:row.index("</tr>")]
+
+
+def test_levels_consistency_check_catches_contradictions(levels_page):
+    """Negative controls: a single-parameter verdict that differs from the table, a 'prior-determined'
+    combination of parameters the table identifies, and a confounding left out of the summary are found."""
+    import copy
+    import dataclasses
+
+    from bayesid.diagnostics.hierarchy import LevelQuantity
+    from bayesid.diagnostics.verdicts import Verdict
+
+    diag, lv, _, _ = levels_page
+    bad = copy.deepcopy(lv)
+    alpha = next(q for q in bad.fixed if q.name == "alpha")
+    alpha.parameter_verdict = Verdict.IDENTIFIED
+    bad.fixed.append(LevelQuantity("fixed", "beta + tau", {"beta": 1.0, "tau_log__": 1.0}, 1.0, 0.01,
+                                   Verdict.NOT_IDENTIFIED))
+    probs = bad.consistency_problems(diag)
+    assert any("'alpha'" in p and "the table says" in p for p in probs), probs
+    assert any("'beta + tau' is prior-determined" in p for p in probs), probs
+    hidden = dataclasses.replace(lv, confounding=[dataclasses.replace(c, against="x") if c.fixed == "beta" else c
+                                                  for c in lv.confounding])
+    hidden.summary = lambda: lv.summary()  # the page would still print the old sentence
+    assert any("beta against x" in p for p in hidden.consistency_problems(diag))
+
+
+def test_levels_section_only_for_hierarchical_models(tmp_path, pages):
+    """A flat model gets no levels section (the k/m page has none); write(model=) computes the section for a
+    hierarchical one; levels= without a Diagnosis is an error."""
+    import pymc as pm
+
+    import bayesid.report as report
+    from bayesid.report.levels import resolve_levels
+
+    assert 'id="levels"' not in pages["report"]
+    diag, lv, model = rp.levels_diagnosis()
+    with pm.Model() as flat:
+        pm.Normal("a", 0, 1)
+    assert resolve_levels(diag, model=flat) is None
+    assert resolve_levels(diag, model=model, cluster_covariates={"w": rp.levels_covariate()}).summary() == lv.summary()
+    with pytest.raises(TypeError, match="no Diagnosis"):
+        report.write(report.Fragment("<p>x</p>"), tmp_path / "x.html", levels=lv)

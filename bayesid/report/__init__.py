@@ -67,12 +67,19 @@ def _markup(s):
     return Markup(s)
 
 
-def diagnosis_html(diag, figures: bool = True, prefix: str = "", show_title: bool = False) -> str:
-    """HTML fragment for a Diagnosis, verdict first (see :mod:`.diagnosis`)."""
-    from .diagnosis import diagnosis_context
+def diagnosis_html(diag, figures: bool = True, prefix: str = "", show_title: bool = False, levels=None,
+                   model=None) -> str:
+    """HTML fragment for a Diagnosis, verdict first (see :mod:`.diagnosis`).
 
+    ``levels`` (a :class:`~bayesid.diagnostics.hierarchy.Levels`), or ``model`` (the pymc.Model of the
+    draws: its levels are computed when it is hierarchical), adds the levels section.
+    """
+    from .diagnosis import diagnosis_context
+    from .levels import resolve_levels
+
+    lv = resolve_levels(diag, levels, model)
     return render("diagnosis.html", **diagnosis_context(diag, figures=figures, prefix=prefix,
-                                                        show_title=show_title))
+                                                        show_title=show_title, levels=lv))
 
 
 class Fragment:
@@ -85,7 +92,8 @@ class Fragment:
         return self.html
 
 
-def write(obj, path, title: str | None = None, subtitle: str = "", force: bool = False) -> Path:
+def write(obj, path, title: str | None = None, subtitle: str = "", force: bool = False, levels=None,
+          model=None) -> Path:
     """Write ``obj`` (a Diagnosis, anything with ``to_html()``, or a list of them) as one HTML file.
 
     Parameters
@@ -96,6 +104,12 @@ def write(obj, path, title: str | None = None, subtitle: str = "", force: bool =
         Page title (default: the first object's ``title``).
     force : bool
         Replace an existing file that bayesid did not write (otherwise :class:`OutputError`).
+    levels : Levels, optional
+        ``diag.levels(model)`` of a hierarchical model: the first Diagnosis gets a levels section
+        (population / fixed / cluster verdicts, fixed-vs-random confounding, funnels).
+    model : pymc.Model, optional
+        Instead of ``levels``: the model of the first Diagnosis; its levels are computed and shown when
+        the model is hierarchical.
 
     Returns
     -------
@@ -111,7 +125,14 @@ def write(obj, path, title: str | None = None, subtitle: str = "", force: bool =
             raise TypeError(f"Cannot write a report of {type(o).__name__}: it has no to_html(). Pass a Diagnosis, "
                             "DesignComparison or NeuralComparison.")
     path = check_output(path, force=force)
-    sections = [o.to_html() for o in objs]
+    from bayesid.diagnostics import Diagnosis
+
+    first = next((i for i, o in enumerate(objs) if isinstance(o, Diagnosis)), None)
+    if (levels is not None or model is not None) and first is None:
+        raise TypeError("levels= / model= add a levels section to a Diagnosis, and no Diagnosis was passed")
+    with_levels = levels is not None or model is not None
+    sections = [diagnosis_html(o, levels=levels, model=model) if i == first and with_levels else o.to_html()
+                for i, o in enumerate(objs)]
     text = page(title or getattr(objs[0], "title", "") or "bayesid report", *sections, subtitle=subtitle)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")

@@ -418,11 +418,16 @@ def _run_meta(diag):
     return out
 
 
-def diagnosis_context(diag, figures: bool = True, prefix: str = "", show_title: bool = False) -> dict:
+def diagnosis_context(diag, figures: bool = True, prefix: str = "", show_title: bool = False, levels=None) -> dict:
     """Everything ``templates/diagnosis.html`` shows, computed from a Diagnosis (nothing recomputed that
-    the diagnosis already decided: verdicts, ridges and combinations are its own)."""
+    the diagnosis already decided: verdicts, ridges and combinations are its own). ``levels``: the
+    :class:`~bayesid.diagnostics.hierarchy.Levels` of a hierarchical model, shown as its own section
+    after the evidence."""
+    from markupsafe import Markup
+
     from . import plots
     from .figures import render_figure
+    from .levels import levels_html
 
     p = prefix
     lead, lines, cls = headlines(diag)
@@ -471,4 +476,5 @@ def diagnosis_context(diag, figures: bool = True, prefix: str = "", show_title: 
         prior_table=_priors(diag), glossary=GLOSSARY,
         thresholds=", ".join(f"{k} = {v}" for k, v in th.as_dict().items()),
         run_meta=_run_meta(diag), summary_text=diag.summary(),
+        levels=Markup(levels_html(levels, prefix=p)) if levels is not None else "",
     )
