@@ -14,7 +14,8 @@ whitening needs more than 2·d) and 16 Fisher draws so that it stays affordable 
 Goals: diagnose(draws) / arviz.summary ≤ 2 at every d; Fisher time (``diagnose`` timings ``fisher`` +
 ``local_ridges``, compilation included) / fit time ≤ 0.25 at d = 200.
 
-Prints ratios measured in this run (medians of repeated timings where cheap), never asserts. On a
+Prints ratios measured in this run (diagnose(draws) and arviz.summary: medians of 3 timings each,
+taken in alternation after a warm-up of each), never asserts. On a
 loaded machine absolute times move by several-fold between runs; only ratios within one run mean
 anything.
 """
@@ -117,6 +118,19 @@ def hierarchical(groups: int, per_group: int = 5, seed: int = 0):
     return m
 
 
+def paired_times(f, g, repeat: int = 3):
+    """Median wall times of ``f()`` and ``g()`` timed in alternation (after one warm-up call of each),
+    so that a load change on a shared machine hits both alike rather than one of them."""
+    f(), g()
+    tf, tg = [], []
+    for _ in range(repeat):
+        for fn, ts in ((f, tf), (g, tg)):
+            t = time.perf_counter()
+            fn()
+            ts.append(time.perf_counter() - t)
+    return float(np.median(tf)), float(np.median(tg))
+
+
 def scale(dims=(50, 200, 1000)):
     import arviz as az
 
@@ -131,9 +145,8 @@ def scale(dims=(50, 200, 1000)):
         tree = bayesid.fit(m, draws=draws, tune=draws, chains=chains, random_seed=0, progressbar=False,
                            prior_draws=max(1000, int(2.5 * d)))
         t_fit = time.perf_counter() - t0
-        rep = 1 if big else 3
-        t_az = median_time(lambda t=tree: az.summary(t), rep)
-        t_draws = median_time(lambda t=tree: bayesid.diagnose(t, fisher=False), rep)
+        t_az, t_draws = paired_times(lambda t=tree: az.summary(t),
+                                     lambda t=tree: bayesid.diagnose(t, fisher=False), 3)
         t0 = time.perf_counter()
         diag = bayesid.diagnose(tree, model=m, fisher_draws=fisher_draws, progressbar=True)
         t_diag = time.perf_counter() - t0
