@@ -156,12 +156,15 @@ class NeuralEstimator:
         if n - n_val < 1:
             raise ValueError(f"{n} simulations leave nothing to train on with val_fraction={cfg['val_fraction']}")
         val_idx, tr_idx = perm[:n_val], perm[n_val:]
+        rows = tr_idx[torch.randperm(len(tr_idx), generator=gen)[:cfg["max_adjust_rows"]]]
+        if hasattr(self.net.summary, "fit_features"):  # data-dependent fixed features, training rows only
+            self.net.summary.fit_features(xs[rows])
         if cfg["linear_adjust"]:  # regression on training rows only (the validation rows stay unseen)
-            rows = tr_idx[torch.randperm(len(tr_idx), generator=gen)[:cfg["max_adjust_rows"]]]
             with torch.no_grad():
                 feats = torch.cat([self.net.summary.linear_features(xs[rows[i:i + 4096]])
                                    for i in range(0, len(rows), 4096)]).numpy()
-            self.net.adjust.fit(feats, ys[rows].numpy())
+            self.net.adjust.fit(feats, ys[rows].numpy(), n_scale_features=self.net.summary.n_scale_features)
+            self.meta["scale_model"] = list(self.net.adjust.scale_model)
         opt = torch.optim.AdamW(self.net.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
         steps_per_epoch = int(np.ceil(len(tr_idx) / cfg["batch_size"]))
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg["lr"], total_steps=cfg["epochs"] * steps_per_epoch,
@@ -333,12 +336,12 @@ class PointEstimator(NeuralEstimator):
         return _PointNet(summ, nn.Sequential(nn.GELU(), MLP(sdim, d, c["width"], 1)), _adjustment(summ, layout, d))
 
     def _loss(self, x, y):
-        res, shift = self.net(x)
-        return ((res - (y - shift) / self.net.adjust.s) ** 2).mean()
+        res, shift, scale = self.net(x)
+        return ((res - (y - shift) / scale) ** 2).mean()
 
     def mean_tensor(self, x):
-        res, shift = self.net(x)
-        return self._destd(shift + self.net.adjust.s * res)
+        res, shift, scale = self.net(x)
+        return self._destd(shift + scale * res)
 
 
 def _adjustment(summary, layout, d):
@@ -356,11 +359,12 @@ class _PointNet(nn.Module):
         self.summary, self.head, self.adjust = summary, head, adjust
 
     def forward(self, x):
-        return self.head(self.summary(x)), self.adjust.shift(self.summary.linear_features(x))
+        f = self.summary.linear_features(x)
+        return self.head(self.summary(x)), self.adjust.shift(f), self.adjust.scale(f)
 
 
 class _FlowNet(nn.Module):
-    """``q(θ | x)``: the flow's draws ``r`` mapped by the linear adjustment, ``θ = W f(x) + b + s ⊙ r``."""
+    """``q(θ | x)``: the flow's draws ``r`` mapped by the linear adjustment, ``θ = W f(x) + b + g(x) ⊙ r``."""
 
     def __init__(self, summary, flow, adjust):
         super().__init__()
@@ -371,9 +375,9 @@ class _FlowNet(nn.Module):
     def forward(self, x):
         from torch.distributions import AffineTransform, TransformedDistribution
 
-        shift = self.adjust.shift(self.summary.linear_features(x))
+        f = self.summary.linear_features(x)
         return TransformedDistribution(self.flow(self.summary(x)),
-                                       [AffineTransform(shift, self.adjust.s.expand_as(shift), event_dim=1)])
+                                       [AffineTransform(self.adjust.shift(f), self.adjust.scale(f), event_dim=1)])
 
 
 class NPE(NeuralEstimator):
