@@ -191,13 +191,14 @@ def local_pool(n_workers: int, warm: bool = False) -> LocalPool:
     return LocalPool(n_workers, warm=warm)
 
 
-def _schedule(n_lanes, submit, wait_first, todo, groups, on_done, per_lane: int = 2) -> None:
+def _schedule(n_lanes, submit, wait_first, todo, groups, on_done, per_lane=2) -> None:
     """Run ``todo`` on ``n_lanes`` workers, at most ``per_lane`` jobs in flight on each, keeping jobs of
     one group on the worker that ran that group before (it has compiled that group's model).
 
-    A worker that becomes free takes, in this order: the next job of its current group; a job of a group
-    it ran before; a job of a group no worker is running (the largest); else it shares the group with
-    the most remaining jobs per worker running it. Jobs of one group start in their order."""
+    ``per_lane`` may be a list (one limit per worker). A worker that becomes free takes, in this order:
+    the next job of its current group; a job of a group it ran before; a job of a group no worker is
+    running (the largest); else it shares the group with the most remaining jobs per worker running it.
+    Jobs of one group start in their order."""
     from collections import Counter, deque
 
     pending: dict = {}
@@ -207,6 +208,7 @@ def _schedule(n_lanes, submit, wait_first, todo, groups, on_done, per_lane: int 
     seen = [set() for _ in range(n_lanes)]
     owners = Counter()
     load = [0] * n_lanes
+    limit = list(per_lane) if isinstance(per_lane, (list, tuple)) else [per_lane] * n_lanes
     inflight = {}
 
     def pick(i):
@@ -224,7 +226,7 @@ def _schedule(n_lanes, submit, wait_first, todo, groups, on_done, per_lane: int 
         return max(live, key=lambda g: len(pending[g]) / (owners[g] + 1))
 
     def fill(i):
-        while load[i] < per_lane:
+        while load[i] < limit[i]:
             g = pick(i)
             if g is None:
                 return
@@ -258,10 +260,12 @@ def run_jobs(func, jobs, executor=None, checkpoint: CheckpointStore | None = Non
         Returns a JSON-serialisable result (checkpointed).
     jobs : list of (str, tuple)
     executor : None, int, "serial", concurrent.futures.Executor or dask.distributed.Client
-        ``None``/``"serial"``/``1``: this process. An int ``n > 1``: a local pool of ``n`` processes
-        (spawned, each with :func:`worker_setup`), closed at the end. An ``Executor`` (e.g. from
-        :func:`local_pool`): its workers, left running. A dask ``Client``: its workers (start them with
-        ``nthreads=1``; each job sets up its own compile dir).
+        ``None``/``"serial"``/``1``: this process. An int ``n > 1``: this process and ``n − 1`` spawned
+        worker processes (each with :func:`worker_setup`), closed at the end; this process starts on
+        the jobs at once, so the workers' start-up (spawn, imports) overlaps work instead of preceding
+        it. A :class:`LocalPool` (from :func:`local_pool`): its workers, left running. Any other
+        ``concurrent.futures.Executor``: first come, first served. A dask ``Client``: its workers
+        (start them with ``nthreads=1``; each gets its own compile dir before the first job).
     checkpoint : CheckpointStore, optional
         Finished jobs are loaded from it and skipped; every new result is written as soon as it arrives.
     progressbar : bool
@@ -298,14 +302,28 @@ def run_jobs(func, jobs, executor=None, checkpoint: CheckpointStore | None = Non
                 _done(key, func(*args))
         elif isinstance(executor, int) and not isinstance(executor, bool) or isinstance(executor, LocalPool):
             import cloudpickle
-            from concurrent.futures import FIRST_COMPLETED, wait
+            from concurrent.futures import FIRST_COMPLETED, Future, wait
 
-            ex = local_pool(executor) if isinstance(executor, int) else executor
+            # executor=n: this process is one of the n (it starts at once, imports and all done) and
+            # n - 1 spawned workers join as they come up; a LocalPool of the caller's: its workers only
+            ex = local_pool(executor - 1) if isinstance(executor, int) else executor
+            here = isinstance(executor, int)
+
+            def submit(i, key, args):
+                payload = cloudpickle.dumps((func, args))
+                if i < len(ex.lanes):
+                    return ex.submit_to(i, _run_pickled, payload)
+                f = Future()  # this process: run now (the same pickled round trip as a worker's)
+                try:
+                    f.set_result(_run_pickled(payload))
+                except Exception as err:  # noqa: BLE001 - raised by f.result() below, as a worker's would be
+                    f.set_exception(err)
+                return f
+
             try:
-                _schedule(len(ex.lanes),
-                          lambda i, key, args: ex.submit_to(i, _run_pickled, cloudpickle.dumps((func, args))),
-                          lambda futs: wait(futs, return_when=FIRST_COMPLETED).done, todo, groups,
-                          lambda key, f: _done(key, cloudpickle.loads(f.result())))
+                _schedule(len(ex.lanes) + here, submit, lambda futs: wait(futs, return_when=FIRST_COMPLETED).done,
+                          todo, groups, lambda key, f: _done(key, cloudpickle.loads(f.result())),
+                          per_lane=[3] * len(ex.lanes) + [1] * here)
             except BaseException:
                 if ex is not executor:
                     ex.shutdown(wait=False, cancel_futures=True)
