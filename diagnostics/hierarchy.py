@@ -61,6 +61,8 @@ FUNNEL_RANGE = 3.0
 SNAP = 0.2  # entries below this share of the largest are dropped from a named direction
 _ALONE = (Verdict.IDENTIFIED, Verdict.RELABELLING)  # verdicts that pin a parameter down on its own
 _THROUGH = "{f} is identified through the random-effect distribution"
+_COMBO = (" — on its own; in the joint posterior only in combination with other parameters (the table's verdict; "
+          "see its ridges)")
 _PROVISIONAL = ("Sampling did not converge: the level verdicts below are provisional, like the table's, until it "
                 "does.")
 
@@ -235,6 +237,9 @@ class LevelQuantity:
     parameter_verdict : Verdict or None
         Population / fixed quantity that is one parameter: that parameter's verdict in the diagnosis
         table (it also weighs the joint ridges with the cluster level), set by :func:`levels`.
+    parameter_verdicts : list or None
+        Cluster quantity that is one free per-cluster variable: the table's verdict of every cluster's
+        component (the summary says where the table has it only in combination).
     """
 
     level: str
@@ -246,6 +251,12 @@ class LevelQuantity:
     ratios: np.ndarray | None = None
     verdicts: list | None = None
     parameter_verdict: Verdict | None = None
+    parameter_verdicts: list | None = None
+
+    def on_ridge_in_table(self) -> bool:
+        """Cluster level: identified on its own in some cluster that the table has only in combination."""
+        return any(v == Verdict.IDENTIFIED and t == Verdict.COMBINATION
+                   for v, t in zip(self.verdicts or [], self.parameter_verdicts or []))
 
     @property
     def shown_verdict(self) -> Verdict:
@@ -687,24 +698,23 @@ class Levels:
                     out.append(f"{q.level} combination {q.name!r} is identified but the table calls each of "
                                f"{', '.join(names)} not identified (not even in combination)")
         cl = self.structure.cluster_dim
+        lines = s.splitlines()
         for q in self.cluster:
-            if len(q.coefficients) != 1 or q.verdicts is None:
-                continue
-            var = next(iter(q.coefficients)).split("[")[0].removesuffix("_log__")
-            rows = [n for n, v in zip(dr.names, dr.variables) if v == var]
-            if len(rows) != len(q.verdicts):
+            rows = _cluster_rows(q, dr)
+            if rows is None:
                 continue  # not a free RV with one component per cluster (a Deterministic, or more dims)
-            combo = False
             for j, (n, lv) in enumerate(zip(rows, q.verdicts)):
                 tv = verdict.get(n)
                 if lv == Verdict.IDENTIFIED and tv in (Verdict.WEAK, Verdict.NOT_IDENTIFIED):
                     out.append(f"{q.name} in {cl} {j} is identified but the table calls {n} {str(tv)!r}")
                 if lv == Verdict.NOT_IDENTIFIED and tv in _ALONE:
                     out.append(f"{q.name} in {cl} {j} is prior-determined but the table calls {n} {str(tv)!r}")
-                combo |= lv == Verdict.IDENTIFIED and tv == Verdict.COMBINATION
-            if combo and not (self.confounded_with(q) and "trades off against" in s):
+            combo = any(lv == Verdict.IDENTIFIED and verdict.get(n) == Verdict.COMBINATION
+                        for n, lv in zip(rows, q.verdicts))
+            line = next((x for x in lines if x.startswith(f"{q.name} per {cl}:")), "")
+            if combo and "in the joint posterior" not in line:
                 out.append(f"{q.name} per {cl} is identified on its own while the table has it only in combination, "
-                           "and the summary names nothing it trades off against")
+                           "and the summary does not say so")
         for c in self.confounded():
             if c.label not in s:
                 out.append(f"confounding {c.label!r} missing from the summary")
@@ -749,7 +759,7 @@ class Levels:
                            if q.count(v))
             conf = self.confounded_with(q)
             tail = (f" — on its own; in the joint posterior it trades off against {', '.join(conf)} (confounding "
-                    "below)" if conf else "")
+                    "below)" if conf else _COMBO if q.on_ridge_in_table() else "")
             lines.append(f"{q.name} per {cl}: identified in {q.count()}/{len(q.verdicts)} {cl}s{more} (mean "
                          f"posterior/prior variance ratio {q.ratio:.2f} ± {q.ratio_se:.2f}){tail}.")
         for c in self.confounded():
@@ -790,6 +800,15 @@ def _adopt_table_verdicts(quantities, diagnosis):
             if name in verdict:
                 q.parameter_verdict = Verdict(verdict[name])
     return quantities
+
+
+def _cluster_rows(q, dr):
+    """Table rows of a single-variable cluster quantity (one per cluster), or None."""
+    if len(q.coefficients) != 1 or q.verdicts is None:
+        return None
+    var = next(iter(q.coefficients)).split("[")[0].removesuffix("_log__")
+    rows = [n for n, v in zip(dr.names, dr.variables) if v == var]
+    return rows if len(rows) == len(q.verdicts) else None
 
 
 def _stack_var(ds, var, cluster_dim, sample_dims):
@@ -894,6 +913,11 @@ def levels(diagnosis, model=None, cluster_dim=None, cluster_covariates=None, thr
     if names:
         cluster = cluster_directions(np.concatenate(P_parts, -1), np.concatenate(Q_parts, -1), names, trs,
                                      st.cluster_dim, th)
+        table_verdicts = diagnosis.verdicts
+        for q in cluster:
+            rows = _cluster_rows(q, dr)
+            if rows is not None:
+                q.parameter_verdicts = [Verdict(table_verdicts[n]) for n in rows]
     # fixed-vs-random confounding (natural cluster quantities, unconstrained fixed effects)
     conf = []
     fidx = [i for v in st.fixed for i in col.get(v, [])]

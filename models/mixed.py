@@ -42,6 +42,20 @@ which stays bounded away from zero however many observations a cluster has (``n 
 (posterior correlation → −1 as ``σ²/n ≪ τ²``), and likewise α and the mean of the random intercepts.
 Under ``within`` the deviations carry ``γ d_i``: the information about γ grows like ``n J Σ d_i² / σ²``
 and γ is identified whatever the number of clusters.
+
+The slope on ``x`` has the same structure one level down, in both designs: the within-cluster deviations
+carry only ``β + u_j``, so the likelihood is also flat along ``(Δβ, Δu_j) = (1, −1)`` and β trades off
+against the mean of the random slopes. With ``S_xx = Σ_i x_i²`` and the per-cluster least-squares slopes
+``s_j ~ N(β + u_j, σ²/S_xx)`` (design ``between``, where the deviations hold nothing else), exactly
+
+    Var(β | τ_u, y) = [1/s_β² + J / (τ_u² + σ²/S_xx)]⁻¹,   Var(β | u, τ_u, y) = [1/s_β² + J S_xx/σ²]⁻¹,
+
+so the share of β's posterior variance (given τ_u) explained by the random slopes is
+``R²(τ_u) = 1 − Var(β | u, τ_u, y) / Var(β | τ_u, y)`` (:meth:`MixedRegression.beta_share`): it grows
+with ``τ_u² S_xx / σ²`` and does not vanish as J grows. With the defaults (J = 4, n = 10, σ = 0.5)
+``R² ≥ 0.8`` — read by :func:`bayesid.diagnostics.hierarchy.levels` as confounded — once
+``τ_u ≳ 0.52``; at the true ``τ_u = 0.3`` it is 0.59. Integrated over the posterior of ``τ_u`` the share
+is the exact posterior's ``Cov(β, u) Cov(u)⁻¹ Cov(u, β) / Var(β)``.
 """
 
 from __future__ import annotations
@@ -345,30 +359,52 @@ class MixedRegression(ModelSpec):
         wj = self.cluster_covariate()
         ridge_alpha = {"alpha": 1.0, **{f"b[{j}]": -1.0 for j in range(J)}}
         ridge_gamma = {"gamma": 1.0, **{f"b[{j}]": -float(wj[j]) for j in range(J) if wj[j] != 0}}
+        ridge_beta = {"beta": 1.0, **{f"u[{j}]": -1.0 for j in range(J)}}
+        slopes = tuple(f"beta + u[{j}]" for j in range(J))
+        beta_words = (" Likewise only β + u_j enters the within-cluster slopes: the likelihood is flat along "
+                      "(Δβ, Δu_j) = (1, −1), and β trades off against the mean of the random slopes u, with the "
+                      "share of its posterior variance explained by u, given τ_u, R²(τ_u) = 1 − "
+                      "[1/s_β² + J S_xx/σ²]⁻¹ / [1/s_β² + J/(τ_u² + σ²/S_xx)]⁻¹ (beta_share) — β stays "
+                      "identified through the random-slope distribution (its contraction comes from the J "
+                      "clusters' spread of slopes).")
         between = KnownAnswer(
             identified=("beta",),
             weakly_identified=("alpha", "gamma", "tau", "tau_u"),
             in_combination=re_names,
-            combinations=tuple(f"alpha + gamma·w[{j}] + b[{j}]" for j in range(J)),
+            combinations=tuple(f"alpha + gamma·w[{j}] + b[{j}]" for j in range(J)) + slopes,
             # likelihood ridges of the centred form (curved in the non-centred coordinates, b = tau·z_b)
-            ridges=(ridge_alpha, ridge_gamma) if self.centred else (),
+            ridges=(ridge_alpha, ridge_gamma, ridge_beta) if self.centred else (),
             derivation=("Only α + γ w_j + b_j enters p(y | θ): the likelihood is flat along (Δα, Δb) = (1, −1) and "
                         "(Δγ, Δb_j) = (1, −w_j). Integrating b, ȳ_j | α, γ, τ ~ N(α + γ w_j, τ² + σ²/n), so "
                         "Cov(α, γ | τ, y) = [diag(1/s_α², 1/s_γ²) + WᵀW/(τ² + σ²/n)]⁻¹ exactly, W = [1, w_j]: "
                         f"with {J} clusters the random-effect distribution alone (not the data within clusters) "
-                        "separates γ from the w-weighted mean of the random intercepts, and α from their mean."),
+                        "separates γ from the w-weighted mean of the random intercepts, and α from their mean."
+                        + beta_words),
         )
         within = KnownAnswer(
             identified=("beta", "gamma"),
             weakly_identified=("alpha", "tau", "tau_u"),
             in_combination=re_names,
-            combinations=tuple(f"alpha + b[{j}]" for j in range(J)),
-            ridges=(ridge_alpha,) if self.centred else (),
+            combinations=tuple(f"alpha + b[{j}]" for j in range(J)) + slopes,
+            ridges=(ridge_alpha, ridge_beta) if self.centred else (),
             derivation=("The within-cluster deviations y_ij − ȳ_j carry γ d_i (d_i = ±0.5): the information about γ "
                         "grows like n J Σ d_i² / σ², so γ is identified even with few clusters. α still trades off "
-                        "against the mean of the random intercepts (only α + b_j enters)."),
+                        "against the mean of the random intercepts (only α + b_j enters)." + beta_words
+                        + " (Under 'within' the alternating d_i is not exactly orthogonal to x, so the closed form of "
+                        "R²(τ_u) holds for 'between' only.)"),
         )
         return {"between": between, "within": within}
+
+    def known_confounding(self, design=None) -> dict:
+        """``{fixed effect: what it trades off against}`` from the algebra (module docstring), named as
+        :func:`bayesid.diagnostics.hierarchy.levels` names it: α and the mean of b, β and the mean of u,
+        and (design ``between``) γ and the w-weighted mean of b. Whether ``levels`` reads a pair as
+        *confounded* depends on the share (``R² ≥ 0.8``): for β, :meth:`beta_share`."""
+        d = self.design(design)
+        out = {"alpha": "the mean of b", "beta": "the mean of u"}
+        if d["covariate"] == "between":
+            out["gamma"] = "the w-weighted mean of b"
+        return out
 
     # ------------------------------------------------------------------ priors
     def priors(self, priors=None):
@@ -470,6 +506,26 @@ class MixedRegression(ModelSpec):
             return xr.Dataset(dv, coords=coords)
 
         return xr.DataTree.from_dict({"posterior": group(th, chains, draws), "prior": group(pr, 1, prior_draws)})
+
+    def conditional_var_beta(self, tau_u, given_u=False, design=None, priors=None) -> float:
+        """The closed form ``Var(β | τ_u, y)`` (or, ``given_u``, ``Var(β | u, τ_u, y)``) of the module
+        docstring (design 'between')."""
+        d = self.design(design)
+        if d["covariate"] != "between":
+            raise ValueError("the closed form holds when the within-cluster deviations carry only the slope "
+                             "(design 'between')")
+        pri = self.priors(priors)
+        x, _ = self.covariates(d)
+        sxx = float(np.sum(x[0] ** 2))
+        J, s2 = self.n_clusters, d["sigma"] ** 2
+        info = J * sxx / s2 if given_u else J / (tau_u**2 + s2 / sxx)
+        return 1.0 / (1.0 / pri["beta"].params["sigma"] ** 2 + info)
+
+    def beta_share(self, tau_u, design=None, priors=None) -> float:
+        """``R²(τ_u) = 1 − Var(β | u, τ_u, y) / Var(β | τ_u, y)``: the share of β's posterior variance that
+        the random slopes explain, given τ_u (design 'between')."""
+        return 1.0 - (self.conditional_var_beta(tau_u, True, design, priors)
+                      / self.conditional_var_beta(tau_u, False, design, priors))
 
     def conditional_cov_alpha_gamma(self, tau, design=None, priors=None) -> np.ndarray:
         """The closed form ``Cov(α, γ | τ, y)`` of the module docstring (design 'between')."""

@@ -140,18 +140,100 @@ def _gamma_answer(design, seed=0):
 
 
 def test_known_answer_confounded_cluster_covariate():
-    """Design 'between': γ is weakly identified, trades off against the w-weighted mean of b
-    (correlation near −1), and γ + b_w is pinned to ≈ σ²/(n Σ w²)."""
+    """Design 'between': γ is weakly identified, trades off against the w-weighted mean of b (correlation
+    near −1), and γ + b_w is pinned to ≈ σ²/(n Σ w²). Every claim is an exact inequality of the quadrature
+    (no tolerance beyond round-off):
+
+    * law of total variance over the scale nodes: Var(γ | y) ≥ E[Var(γ | τ) | y], so the contraction of γ
+      is at most 1 − E[Var(γ | τ) | y], with Var(γ | τ) the closed form (checked equal to every node's
+      conditional covariance). That bound is below 1/2 here — the data put τ where Var(γ | τ) > 1/2,
+      i.e. above τ₀ = 0.73 — so γ is not identified (contraction < 0.5) whatever the Monte Carlo;
+    * Var(γ + b_w | τ) = (σ²/(n Σw²)) / (1 + σ²/(n λ_w)), λ_w = s_γ² Σw² + τ² (w is an eigenvector of the
+      prior covariance of the cluster means, Σ w_j = 0), hence in [σ²/(nΣw²)/(1 + σ²/(n s_γ² Σw²)),
+      σ²/(nΣw²)] at every τ; the posterior variance adds the spread of the conditional means (≥ 0);
+    * correlation: ρ ≤ −1 + V(γ+b_w) / (2 sd(γ) (sd(γ) − sd(γ + b_w))) (AM–GM and the triangle
+      inequality of sds), and that bound is below −0.9."""
     spec, ep, c_gamma, corr, var_sum = _gamma_answer("between")
     d = spec.design("between")
     wj = spec.cluster_covariate()
-    # the closed form at the true τ bounds what the data can give: contraction ≤ 1 − Var(γ | τ*)
-    bound = 1.0 - spec.conditional_cov_alpha_gamma(1.0, d)[1, 1]
-    assert c_gamma < 0.5 and c_gamma < bound + 0.15, (c_gamma, bound)
-    assert corr < -0.9
+    g = ep.grid
+    tau = np.exp(g["log_tau"])
+    v_gamma = np.array([spec.conditional_cov_alpha_gamma(t, d)[1, 1] for t in tau])
+    np.testing.assert_allclose(v_gamma, g["covs"][:, 2, 2], rtol=1e-10)
+    bound = 1.0 - g["weight"] @ v_gamma
+    assert c_gamma <= bound + 1e-12 and bound < 0.5, (c_gamma, bound)
     expect = d["sigma"] ** 2 / (spec.n_per * np.sum(wj**2))
-    assert abs(var_sum - expect) < 0.1 * expect
+    s_g = spec.priors()["gamma"].params["sigma"]
+    lam_w = s_g**2 * np.sum(wj**2) + tau**2
+    v_sum = expect / (1.0 + d["sigma"] ** 2 / (spec.n_per * lam_w))
+    c = np.zeros(len(ep.names))
+    c[ep.index("gamma")] = 1.0
+    c[[ep.index(f"b[{j}]") for j in range(spec.n_clusters)]] = wj / np.sum(wj**2)
+    np.testing.assert_allclose(v_sum, np.einsum("i,gij,j->g", c, g["covs"], c), rtol=1e-8)
+    assert expect / (1.0 + d["sigma"] ** 2 / (spec.n_per * s_g**2 * np.sum(wj**2))) <= g["weight"] @ v_sum <= expect
+    assert var_sum >= g["weight"] @ v_sum - 1e-12
+    sd_g, sd_s = np.sqrt(ep.var("gamma")), np.sqrt(var_sum)
+    rho_max = -1.0 + var_sum / (2 * sd_g * (sd_g - sd_s))
+    assert corr <= rho_max + 1e-12 and rho_max < -0.9, (corr, rho_max)
     assert spec.known_answer("between").ridges and "gamma" in spec.known_answer("between").weakly_identified
+
+
+def test_closed_form_beta_variances_match_the_full_posterior():
+    """Derivation check: Var(β | τ_u) = [1/s² + J/(τ_u² + σ²/S_xx)]⁻¹ and Var(β | u, τ_u) = [1/s² + J S_xx/σ²]⁻¹
+    (only β + u_j enters the within-cluster slopes), exact at any τ; so the share R²(τ_u) of beta_share."""
+    spec = models.get("mixed.regression")
+    d = spec.design("between")
+    x, w = spec.covariates(d)
+    J, n = spec.n_clusters, spec.n_per
+    Phi = design_matrix(x, w, np.repeat(np.arange(J), n), J)
+    s = d["sigma"]
+    u = list(range(3 + J, 3 + 2 * J))
+    for tau_u in (0.1, 0.3, 1.0):
+        _, _, _, _, covs = _grid_pass(Phi.T @ Phi / s**2, np.zeros(Phi.shape[1]), 0.0, np.zeros(Phi.shape[1]),
+                                      np.ones(3), J, s, J * n, np.log([1.0]), np.log([tau_u]))
+        C = covs[0]
+        cond = C[1, 1] - C[1, u] @ np.linalg.solve(C[np.ix_(u, u)], C[u, 1])
+        np.testing.assert_allclose(C[1, 1], spec.conditional_var_beta(tau_u, design=d), rtol=1e-8)
+        np.testing.assert_allclose(cond, spec.conditional_var_beta(tau_u, given_u=True, design=d), rtol=1e-8)
+        np.testing.assert_allclose(1 - cond / C[1, 1], spec.beta_share(tau_u, d), rtol=1e-8)
+    assert spec.beta_share(0.3, d) < 0.8 < spec.beta_share(0.55, d)  # the docstring's τ_u ≈ 0.52 crossing
+    with pytest.raises(ValueError, match="between"):
+        spec.conditional_var_beta(0.3, design="within")
+
+
+@pytest.mark.parametrize("sigma", [0.5, 2.0])
+def test_known_answer_beta_trades_off_against_the_mean_of_the_random_slopes(sigma):
+    """The known answer lists the β/u direction: the likelihood ridge (Δβ, Δu_j) = (1, −1), the combinations
+    β + u_j, and 'beta against the mean of u' among the algebra's confoundings; levels() finds it on exact
+    draws with the exact posterior's share R² = Cov(β,u) Cov(u)⁻¹ Cov(u,β) / Var(β) (4 se + 0.01 for the
+    quadrature), and reads it as confounded exactly when that R² ≥ 0.8. σ = 0.5 (seed 0): R² = 0.84,
+    confounded. Negative control σ = 2: the slope noise σ²/S_xx ≈ 1 swamps τ_u², R² ≈ 0.2 (beta_share),
+    separated."""
+    import bayesid
+
+    spec = MixedRegression(sigma=sigma)
+    ka = spec.known_answer("between")
+    J = spec.n_clusters
+    assert {"beta": 1.0, **{f"u[{j}]": -1.0 for j in range(J)}} in ka.ridges
+    assert {f"beta + u[{j}]" for j in range(J)} <= set(ka.combinations)
+    assert spec.known_confounding("between")["beta"] == "the mean of u"
+    data = spec.simulate(design="between", random_seed=0)
+    model = spec.build(data, design="between")
+    tree = spec.exact_tree(data, "between", draws=1000, chains=2, prior_draws=4000, random_seed=1)
+    diag = bayesid.diagnose(tree, model=model, fisher=False)
+    lv = diag.levels(model=model, cluster_covariates={"w": spec.cluster_covariate()})
+    ep = spec.exact_posterior(data, "between")
+    g, u = ep.index("beta"), [ep.index(f"u[{j}]") for j in range(J)]
+    r2 = float(ep.cov[g, u] @ np.linalg.solve(ep.cov[np.ix_(u, u)], ep.cov[g, u]) / ep.cov[g, g])
+    beta = {c.fixed: c for c in lv.confounding}["beta"]
+    assert beta.against == "the mean of u", beta
+    assert abs(beta.share - r2) < 4 * beta.share_se + 0.01, (beta.share, beta.share_se, r2)
+    assert abs(r2 - 0.8) > 4 * beta.share_se and beta.confounded == (r2 >= 0.8), (r2, beta)
+    assert beta.confounded == (sigma == 0.5)
+    known = spec.known_confounding("between")
+    for c in lv.confounded():
+        assert known[c.fixed] == c.against, c  # everything levels() calls confounded, the algebra names
+    assert not lv.consistency_problems(diag)
 
 
 def test_known_answer_control_covariate_within_clusters():
