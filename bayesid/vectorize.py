@@ -246,16 +246,40 @@ def log_density(model, posterior, kind: str = "likelihood", block: int | None = 
 
 def _batched_forward(outs, n):
     """The forward graph of ``outs`` with a leading batch dimension ``n``: every random variable with no
-    random ancestor is resized to ``(n, ...)`` and the rest of the graph vectorised over it."""
+    random ancestor is resized to ``(n, ...)`` and the rest of the graph vectorised over it.
+
+    A random variable with an explicit size (``pm.Normal("b", 0, tau, shape=8)``) is vectorised here, in
+    graph order: PyTensor's own rule extends its size by the new batch dimensions of its *first*
+    parameter only, so a batched later parameter (``tau``) raised "Size length is incompatible" and the
+    prior fell back to one call per draw. Here the size is extended by the batch dimensions any of its
+    parameters gained (the same rule, over all parameters)."""
+    import pytensor.tensor as pt
     from pymc.distributions.shape_utils import change_dist_size
     from pymc.pytensorf import rvs_in_graph
     from pytensor.graph.replace import vectorize_graph
-    from pytensor.graph.traversal import ancestors
+    from pytensor.graph.traversal import ancestors, toposort
+    from pytensor.tensor.random.op import RandomVariable
+    from pytensor.tensor.random.utils import compute_batch_shape
+    from pytensor.tensor.type_other import NoneTypeT
 
     all_rvs = rvs_in_graph(outs)
     roots = [rv for rv in all_rvs
              if not (set(ancestors(rv.owner.inputs, blockers=list(all_rvs))) & set(all_rvs))]
     replace = {rv: change_dist_size(rv, new_size=(n,), expand=True) for rv in roots}
+    for node in toposort(outs):
+        if not isinstance(node.op, RandomVariable):
+            continue
+        rv = node.default_output()
+        size = node.op.size_param(node)
+        if rv in replace or isinstance(size.type, NoneTypeT):
+            continue
+        old = list(node.op.dist_params(node))
+        new = list(vectorize_graph(old, replace=replace))
+        k = max((b.type.ndim - a.type.ndim for a, b in zip(old, new)), default=0)
+        if k > 0:
+            batch = compute_batch_shape(new, ndims_params=node.op.ndims_params)[:k]
+            out = node.op.make_node(node.op.rng_param(node), pt.concatenate([batch, size]), *new)
+            replace[rv] = out.default_output()
     return list(vectorize_graph(list(outs), replace=replace))
 
 

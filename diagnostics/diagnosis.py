@@ -655,8 +655,16 @@ def _settle_ridges(diag: Diagnosis) -> None:
     explanation) or in conflict is not claimed; a local ridge already shown by the draws is not
     repeated; a local ridge's checked combinations join :attr:`Diagnosis.combinations`."""
     v = diag.verdicts
+    unc = dict(zip(diag.unconstrained_names, diag.names))
+    blocked = any(x in _BLOCKING for x in v.values())
+
+    def moves(d):  # a ridge no parameter is assigned to still moves those that load on it
+        if d.parameters or not blocked:
+            return d.parameters
+        return [unc[k] for k, x in d.loadings.items() if abs(x) >= 0.15 and k in unc]
+
     keep = [d for d in diag.directions if d.verdict == Verdict.NOT_IDENTIFIED
-            and not any(v.get(p) in _BLOCKING for p in d.parameters)]
+            and not any(v.get(p) in _BLOCKING for p in moves(d))]
     # parameters a draw-based ridge already covers
     covered = {p for d in keep for p in d.parameters}
     for lr in (diag.local_ridges if diag.local_evidence_used else []):

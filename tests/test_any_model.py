@@ -163,3 +163,34 @@ def test_compare_on_a_plain_pymc_model_against_its_mcmc_diagnosis():
     assert len(cmp.held_out) == 1 and np.isfinite(cmp.held_out["mcmc_seconds"].iloc[0])
     with pytest.raises(bayesid.errors.BadInputError, match="no known answer"):
         bayesid.compare(None, est, model=m)
+
+
+def test_vectorised_prior_of_a_sized_variable_with_a_batched_scale():
+    """pm.Normal("b", 0, tau, shape=8) — a size and a parameter (tau) that is itself random — is drawn in
+    one vectorised call (PyTensor's own rule looked only at the first parameter and raised, so fit fell
+    back to one call per draw). Known answers: the draws equal those of the unsized
+    pm.Normal("b", zeros(8), tau) with the same seed, and b depends on its own draw's tau:
+    E[b_i²·tau²] = E[tau⁴] = 3 for tau ~ HalfNormal(1), 4 SE from the draws. Negative control: tau from
+    other draws (shuffled) gives E[b_i²]·E[tau²] = 1."""
+    from bayesid.vectorize import sample_prior
+
+    def model(sized):
+        with pm.Model(coords={"g": np.arange(8)}) as m:
+            tau = pm.HalfNormal("tau", 1.0)
+            if sized:
+                pm.Normal("b", 0.0, tau, dims="g")
+            else:
+                pm.Normal("b", np.zeros(8), tau)
+        return m
+
+    n = 20_000
+    t = sample_prior(model(True), n, random_seed=0)["prior"]
+    ref = sample_prior(model(False), n, random_seed=0)["prior"]
+    np.testing.assert_array_equal(t["b"].values, ref["b"].values)
+    b, tau = t["b"].values[0], t["tau"].values[0]
+    assert b.shape == (n, 8)
+    prod = (b**2).mean(axis=1) * tau**2
+    se = prod.std(ddof=1) / np.sqrt(n)
+    assert abs(prod.mean() - 3.0) < 4 * se, (prod.mean(), se)
+    shuffled = (b**2).mean(axis=1) * np.random.default_rng(1).permutation(tau) ** 2
+    assert shuffled.mean() < 3.0 - 8 * se
