@@ -11,6 +11,14 @@ __all__ = ["models", "fit", "check", "diagnose", "diagnostics", "designs", "repo
            "neural", "errors", "__version__"]
 
 
+def _load_presentation():
+    """Import the presentation layer (it registers its renderers with ``diagnostics.display``); called by
+    ``bayesid.diagnostics.display`` the first time something is shown and nothing is registered."""
+    from .report import register_renderers
+
+    register_renderers()
+
+
 def __getattr__(name):  # lazy: keep `import bayesid` light
     if name == "check":
         from .structural import check

@@ -12,6 +12,7 @@ import pandas as pd
 from .combinations import Combination, combinations_orthogonal_to, name_combination, variance_ratios
 from .contraction import BIMODAL, bimodality, contraction, contraction_se, zscore
 from .convergence import ConvergenceReport, convergence
+from .display import renderer
 from .draws import ParameterDraws, check_truth, extract_draws, fisher_precheck
 from .overlap import overlap
 from .ridges import Whitening, posterior_directions, parameter_weights, whitening
@@ -292,36 +293,25 @@ class Diagnosis:
         return f"<Diagnosis {self.title}>\n{self.table[cols].to_string()}\n\n{self.summary()}"
 
     # ------------------------------------------------------------ plots / html
+    # Rendered by the presentation layer through diagnostics.display (never imported from here).
     def plot_contraction(self, ax=None):
-        from bayesid.report.plots import plot_contraction  # presentation layer, imported lazily
-
-        return plot_contraction(self, ax=ax)
+        return renderer("plot_contraction")(self, ax=ax)
 
     def plot_marginals(self):
-        from bayesid.report.plots import plot_marginals
-
-        return plot_marginals(self)
+        return renderer("plot_marginals")(self)
 
     def plot_pair(self, ax=None):
-        from bayesid.report.plots import plot_pair
-
-        return plot_pair(self, ax=ax)
+        return renderer("plot_pair")(self, ax=ax)
 
     def plot_spectrum(self, ax=None):
-        from bayesid.report.plots import plot_spectrum
-
-        return plot_spectrum(self, ax=ax)
+        return renderer("plot_spectrum")(self, ax=ax)
 
     def _repr_html_(self):
-        from bayesid.report import diagnosis_html
-
-        return diagnosis_html(self, figures=False)
+        return renderer("diagnosis_html")(self, figures=False)
 
     def to_html(self, figures: bool = True) -> str:
         """A self-contained HTML fragment (verdict table, summary, plots)."""
-        from bayesid.report import diagnosis_html
-
-        return diagnosis_html(self, figures=figures)
+        return renderer("diagnosis_html")(self, figures=figures)
 
 
 def _symmetry_sentence(diag) -> str:

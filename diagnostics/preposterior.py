@@ -643,9 +643,9 @@ def fisher_at_draws(model, points, white=None, *, n_replicates: int | None = Non
     ok = np.ones(S, bool)
     steps = range(S)
     if progressbar:
-        from rich.progress import track
+        from .display import progress
 
-        steps = track(steps, description=f"Fisher information at {S} draws", transient=True)
+        steps = progress(steps, description=f"Fisher information at {S} draws", total=S)
     with _one_blas_thread():
         for s in steps:
             xs = pts[s]
@@ -764,11 +764,11 @@ def _eigh_stack(W, progressbar=False, block=None):
     block = block or max(1, int(4e6 // max(d, 1) ** 2))
     if not progressbar or S <= block:
         return np.linalg.eigh(W)
-    from rich.progress import track
+    from .display import progress
 
     lam, vec = np.empty((S, d)), np.empty((S, d, d))
-    for a in track(range(0, S, block), description=f"eigen-decompositions of {S} {d}×{d} matrices",
-                   transient=True):
+    starts = range(0, S, block)
+    for a in progress(starts, description=f"eigen-decompositions of {S} {d}×{d} matrices", total=len(starts)):
         lam[a:a + block], vec[a:a + block] = np.linalg.eigh(W[a:a + block])
     return lam, vec
 

@@ -137,3 +137,24 @@ def write(obj, path, title: str | None = None, subtitle: str = "", force: bool =
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def register_renderers() -> None:
+    """Register this layer's renderers with :mod:`bayesid.diagnostics.display` (done at import), so a
+    Diagnosis shows, plots and draws progress bars without ``diagnostics`` importing this package."""
+    from bayesid.diagnostics import display
+
+    from . import plots
+
+    def _progress(iterable, description="", total=None):
+        from rich.progress import track
+
+        return track(iterable, description=description, total=total, transient=True)
+
+    display.register("diagnosis_html", diagnosis_html)
+    for name in ("plot_contraction", "plot_marginals", "plot_pair", "plot_spectrum"):
+        display.register(name, getattr(plots, name))
+    display.register("progress", _progress)
+
+
+register_renderers()
