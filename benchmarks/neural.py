@@ -6,10 +6,11 @@ Prints figures measured in this run, never asserts:
    single dataset, against NUTS (``bayesid.fit``) wall time per dataset; ratio (goal ≥ 1000×, < 10 ms);
 2. training time for 10^5 simulations (gait.bslip / imu_accel if registered, else toy.identified;
    goal < 5 min): simulation time and point-estimator training time (``--epochs``);
-3. side by side on the same simulations of toy.identified: bayesid NPE vs sbi's NPE (MAF) — training
-   time and C2ST accuracy against NUTS posteriors on held-out datasets (0.5 = indistinguishable). The
-   part is skipped with a message when sbi is not installed (``pip install sbi``; it is not a bayesid
-   dependency).
+3. bayesid's NPE on toy.identified at 2·10⁴ simulations: C2ST against the exact posterior (a grid in
+   log σ, Gaussian (α, β) given σ) on held-out prior datasets, and the same for the model written as
+   plain PyMC (trained through the PyMC forward sampler); then side by side with sbi's NPE (MAF) on the
+   same simulations, C2ST against NUTS (0.5 = indistinguishable). The sbi comparison is skipped with a
+   message when sbi is not installed (``pip install sbi``; it is not a bayesid dependency).
 
 Usage: ``python benchmarks/neural.py [--quick] [--threads N] [--epochs E] [--n-train N]``
 """
@@ -113,29 +114,108 @@ def training_time(n, epochs):
     print(f"    error ratio (held-out, {len(test)} simulations): " + ", ".join(parts))
 
 
-def versus_sbi(n_train, epochs, n_ref):
-    try:
-        import sbi  # noqa: F401
-        from sbi.inference import NPE as SbiNPE
-    except ImportError:
-        print("\n[3] sbi is not installed: skipping the comparison with sbi's NPE (pip install sbi).")
-        return
-    import torch
+def exact_line_posterior(y, x, n_draws, rng, prior_sd=2.0, sigma_sd=1.0):
+    """Exact posterior draws ``(α, β, log σ)`` of ``y ~ N(α + β x, σ)``, ``α, β ~ N(0, prior_sd²)``,
+    ``σ ~ HalfNormal(sigma_sd)`` (toy.identified): ``log σ`` from its marginal on a fine grid
+    (``p(y | σ) = N(y; 0, σ² I + prior_sd² X Xᵀ)``, by Woodbury), then ``(α, β) | σ`` Gaussian."""
+    y = np.asarray(y, float).ravel()
+    X = np.stack([np.ones_like(x), x], 1)
+    G, Xy, yy, n = X.T @ X, X.T @ y, y @ y, y.size
+    ps2 = prior_sd ** 2
+    ls = np.linspace(-9.0, 3.0, 120001)
+    s2 = np.exp(2 * ls)
+    A = s2[:, None, None] / ps2 * np.eye(2) + G
+    quad = (yy - np.einsum("i,kij,j->k", Xy, np.linalg.inv(A), Xy)) / s2
+    logdet = n * np.log(s2) + np.linalg.slogdet(np.eye(2) + ps2 * G / s2[:, None, None])[1]
+    lp = -0.5 * (logdet + quad) - s2 / (2 * sigma_sd ** 2) + ls  # + log σ: density of log σ
+    cdf = np.cumsum(np.exp(lp - lp.max()))
+    lsig = np.interp(rng.uniform(size=n_draws), cdf / cdf[-1], ls)
+    s2d = np.exp(2 * lsig)
+    V = np.linalg.inv(G / s2d[:, None, None] + np.eye(2) / ps2)
+    m = np.einsum("kij,j->ki", V, Xy) / s2d[:, None]
+    ab = m + np.einsum("kij,kj->ki", np.linalg.cholesky(V), rng.standard_normal((n_draws, 2)))
+    return np.column_stack([ab, lsig])
+
+
+def _c2st_exact(est, simulate_one, x, n_ref, seed0):
+    """C2ST of ``est``'s posterior against the exact one on ``n_ref`` prior datasets."""
+    from bayesid.neural import c2st
+
+    accs = []
+    for i in range(n_ref):
+        y = simulate_one(seed0 + i)
+        ref = exact_line_posterior(y, x, 2000, np.random.default_rng(seed0 + i))
+        s = est.sample({"y": y[None]}, len(ref), random_seed=i)[0]
+        accs.append(c2st(s, ref, random_seed=i).accuracy)
+    return np.asarray(accs)
+
+
+def _fmt(accs):
+    return f"{accs.mean():.3f} ± {accs.std(ddof=1) / np.sqrt(len(accs)):.3f}  {np.round(accs, 3).tolist()}"
+
+
+def versus_sbi(n_train, epochs, n_ref, n_exact):
+    """[3]: bayesid's NPE against the exact posterior (toy.identified and the same model as plain PyMC),
+    and side by side with sbi's NPE against NUTS when sbi is installed."""
+    import pymc as pm
 
     import bayesid
-    from bayesid.compare import _mcmc_unconstrained
-    from bayesid.neural import NPE, c2st, simulate_training_set
+    from bayesid.neural import NPE, simulate_training_set
 
     model = "toy.identified"
     spec = bayesid.models.get(model)
+    x_obs = np.linspace(-1.0, 1.0, spec.design().settings["n_obs"])
     ts = simulate_training_set(spec, n_train, random_seed=0)
-    x = torch.as_tensor(ts.x.reshape(len(ts), -1))
-    th = torch.as_tensor(ts.theta_unc, dtype=torch.float32)
-
     t = time.perf_counter()
     ours = NPE(epochs=epochs, random_seed=0).fit(ts)
     t_ours = time.perf_counter() - t
 
+    def sim_registered(seed):
+        return spec.simulate(spec.sample_prior(1, random_seed=seed), random_seed=seed + 1)["y"][0]
+
+    acc_exact = _c2st_exact(ours, sim_registered, x_obs, n_exact, 5000)
+    print(f"\n[3] NPE posteriors on {n_train:,} simulations (C2ST, 0.5 = indistinguishable; goal ≤ 0.55, sbibm level)")
+    print(f"    bayesid NPE on {model} ({len(ours.history['epoch'])} epochs, early stopping, train {t_ours:.1f} s), "
+          f"against the exact posterior on {n_exact} prior datasets: C2ST {_fmt(acc_exact)}")
+
+    # the same model written as plain PyMC (x as pm.Data), trained through bayesid's PyMC forward sampler
+    with pm.Model() as plain:
+        xd = pm.Data("x", x_obs)
+        a = pm.Normal("a", 0.0, 2.0)
+        b = pm.Normal("b", 0.0, 2.0)
+        sigma = pm.HalfNormal("sigma", 1.0)
+        pm.Normal("y", a + b * xd, sigma, observed=np.zeros_like(x_obs))
+    t = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ts_pm = simulate_training_set(plain, n_train, random_seed=0)
+    t_sim_pm = time.perf_counter() - t
+    t = time.perf_counter()
+    ours_pm = NPE(epochs=epochs, random_seed=0).fit(ts_pm)
+    t_pm = time.perf_counter() - t
+
+    def sim_plain(seed):
+        rng = np.random.default_rng(seed)
+        a_, b_, s_ = 2.0 * rng.standard_normal(), 2.0 * rng.standard_normal(), abs(rng.standard_normal())
+        return a_ + b_ * x_obs + s_ * rng.standard_normal(x_obs.size)
+
+    acc_pm = _c2st_exact(ours_pm, sim_plain, x_obs, n_exact, 7000)
+    print(f"    bayesid NPE on the plain-PyMC model (simulated in {t_sim_pm:.1f} s; "
+          f"{len(ours_pm.history['epoch'])} epochs, train {t_pm:.1f} s): C2ST {_fmt(acc_pm)}")
+
+    try:
+        import sbi  # noqa: F401
+        from sbi.inference import NPE as SbiNPE
+    except ImportError:
+        print("    sbi is not installed: skipping the comparison with sbi's NPE (pip install sbi).")
+        return
+    import torch
+
+    from bayesid.comparison.compare import _mcmc_unconstrained
+    from bayesid.neural import c2st
+
+    x = torch.as_tensor(ts.x.reshape(len(ts), -1))
+    th = torch.as_tensor(ts.theta_unc, dtype=torch.float32)
     torch.manual_seed(0)
     t = time.perf_counter()
     inf = SbiNPE(prior=None, density_estimator="maf", show_progress_bars=False)
@@ -157,12 +237,10 @@ def versus_sbi(n_train, epochs, n_ref):
             s_sbi = theirs.sample((len(ref),), condition=xo).reshape(len(ref), -1).numpy()
         acc_ours.append(c2st(s_ours, ref, random_seed=i).accuracy)
         acc_sbi.append(c2st(s_sbi, ref, random_seed=i).accuracy)
-    print(f"\n[3] bayesid NPE vs sbi NPE on the same {n_train:,} simulations of {model} "
-          f"(C2ST against NUTS on {n_ref} held-out datasets; 0.5 = indistinguishable)")
-    print(f"    bayesid NPE (NSF, {epochs} epochs)      : train {t_ours:7.1f} s, C2ST "
-          f"{np.mean(acc_ours):.3f} ± {np.std(acc_ours) / np.sqrt(n_ref):.3f}  {np.round(acc_ours, 3).tolist()}")
-    print(f"    sbi NPE (MAF, early stopping, {n_ep_sbi} ep): train {t_sbi:7.1f} s, C2ST "
-          f"{np.mean(acc_sbi):.3f} ± {np.std(acc_sbi) / np.sqrt(n_ref):.3f}  {np.round(acc_sbi, 3).tolist()}")
+    acc_ours, acc_sbi = np.asarray(acc_ours), np.asarray(acc_sbi)
+    print(f"    side by side on the same simulations, C2ST against NUTS (2 × 1000 draws) on {n_ref} held-out datasets")
+    print(f"    bayesid NPE (NSF)                      : train {t_ours:7.1f} s, C2ST {_fmt(acc_ours)}")
+    print(f"    sbi NPE (MAF, early stopping, {n_ep_sbi} ep): train {t_sbi:7.1f} s, C2ST {_fmt(acc_sbi)}")
 
 
 def main(argv=None):
@@ -188,7 +266,7 @@ def main(argv=None):
     if "2" in a.parts:
         training_time(a.n_train if not q else 10_000, a.epochs or (3 if q else 10))
     if "3" in a.parts:
-        versus_sbi(5000 if q else 20000, 10 if q else 30, 2 if q else 5)
+        versus_sbi(5000 if q else 20000, 10 if q else 30, 2 if q else 5, 5 if q else 20)
 
 
 if __name__ == "__main__":

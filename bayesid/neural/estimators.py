@@ -39,7 +39,10 @@ class NeuralEstimator:
     lr : float
         Adam learning rate (cosine-annealed to zero over ``epochs``).
     epochs : int
-        Passes over the training set.
+        Passes over the training set at most.
+    patience : int, optional
+        Early stopping: training ends when the validation loss has not improved for ``patience`` epochs
+        (the epoch with the best validation loss is kept in any case); None trains all ``epochs``.
     batch_size : int
     val_fraction : float
         Fraction of simulations held out to monitor the validation loss.
@@ -61,16 +64,18 @@ class NeuralEstimator:
 
     def __init__(self, summary="auto", width=64, depth=2, summary_dim=None, lr=1e-3, epochs=30,
                  batch_size=256, val_fraction=0.1, weight_decay=0.0, linear_adjust=True, max_adjust_rows=20000,
-                 random_seed=None, progressbar=False):
+                 patience=5, random_seed=None, progressbar=False):
         if epochs < 1 or batch_size < 1 or width < 1 or depth < 1:
             raise ValueError("epochs, batch_size, width and depth must be positive")
+        if patience is not None and patience < 1:
+            raise ValueError("patience must be a positive number of epochs or None")
         if not 0 <= val_fraction < 1:
             raise ValueError("val_fraction must lie in [0, 1)")
         self.config = dict(summary=summary, width=int(width), depth=int(depth), summary_dim=summary_dim,
                            lr=float(lr), epochs=int(epochs), batch_size=int(batch_size),
                            val_fraction=float(val_fraction), weight_decay=float(weight_decay),
                            linear_adjust=bool(linear_adjust), max_adjust_rows=int(max_adjust_rows),
-                           random_seed=random_seed)
+                           patience=None if patience is None else int(patience), random_seed=random_seed)
         self.progressbar = progressbar
         self.net = None
         self.history = None
@@ -169,7 +174,7 @@ class NeuralEstimator:
         steps_per_epoch = int(np.ceil(len(tr_idx) / cfg["batch_size"]))
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg["lr"], total_steps=cfg["epochs"] * steps_per_epoch,
                                                     pct_start=0.1)
-        hist = {"epoch": [], "train_loss": [], "val_loss": [], "seconds": []}
+        hist = {"epoch": [], "train_loss": [], "val_loss": [], "seconds": [], "stopped_early": False}
         bar = None
         if self.progressbar:
             from rich.progress import Progress
@@ -178,7 +183,8 @@ class NeuralEstimator:
             bar.start()
             task = bar.add_task(f"training {type(self).__name__}", total=cfg["epochs"])
         t0 = time.perf_counter()
-        best, best_state = np.inf, None
+        best, best_state, best_epoch = np.inf, None, 0
+        patience = cfg.get("patience")
         for epoch in range(cfg["epochs"]):
             self.net.train()
             order = tr_idx[torch.randperm(len(tr_idx), generator=gen)]
@@ -199,9 +205,12 @@ class NeuralEstimator:
             hist["val_loss"].append(val)
             hist["seconds"].append(time.perf_counter() - t0)
             if n_val and val < best:
-                best, best_state = val, copy.deepcopy(self.net.state_dict())
+                best, best_state, best_epoch = val, copy.deepcopy(self.net.state_dict()), epoch + 1
             if bar:
                 bar.update(task, advance=1, description=f"training {type(self).__name__} loss {tot / cnt:.3g}")
+            if n_val and patience is not None and epoch + 1 - best_epoch >= patience:
+                hist["stopped_early"] = True
+                break
         if bar:
             bar.stop()
         if best_state is not None:  # keep the epoch with the best validation loss
@@ -220,9 +229,12 @@ class NeuralEstimator:
         return tot / max(len(x), 1)
 
     def converged(self, window=5, rtol=0.01) -> bool:
-        """Whether the validation loss changed by less than ``rtol`` (relative to its range over
-        training) between the mean of the last ``window`` epochs and the ``window`` before them."""
+        """Whether training reached its best validation loss: early stopping ended it (no improvement for
+        ``patience`` epochs), or the validation loss changed by less than ``rtol`` (relative to its range
+        over training) between the mean of the last ``window`` epochs and the ``window`` before them."""
         self._check_fitted()
+        if self.history.get("stopped_early"):
+            return True
         v = np.asarray(self.history["val_loss"] if np.isfinite(self.history["val_loss"]).all()
                        else self.history["train_loss"])
         if len(v) < 2 * window:

@@ -8,8 +8,8 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["Standardize", "MLP", "MLPSummary", "Conv1dSummary", "IIDSummary", "LinearAdjustment", "EnergyFeatures", "build_summary",
-           "SUMMARIES"]
+__all__ = ["Standardize", "MLP", "MLPSummary", "Conv1dSummary", "IIDSummary", "LinearAdjustment", "EnergyFeatures",
+           "build_summary", "SUMMARIES"]
 
 SUMMARIES = ("auto", "mlp", "conv1d", "iid")
 MLP_MAX_FEATURES = 512  # "auto" uses an MLP up to this many input numbers, a CNN for longer sequences
@@ -289,7 +289,7 @@ class LinearAdjustment(nn.Module):
         self.register_buffer("cs", torch.zeros(d))
         self.scale_model = ["constant"] * d
 
-    LOG_SCALE_RANGE = (np.log(1e-4), np.log(10.0))  # of g(x), in units of the parameter's prior sd
+    LOG_SCALE_RANGE = (np.log(1e-6), np.log(10.0))  # of g(x), in units of the parameter's prior sd
 
     @staticmethod
     def _ridge_ls(F, Y, ridge, w=None):
