@@ -152,3 +152,110 @@ def test_levels_known_answer_on_the_linearised_posterior(design):
         assert pop["mu_log_k"].verdict == pop["mu_log_m"].verdict == Verdict.IDENTIFIED
         assert "prior-determined" not in lv.summary()
     assert any("constant" in n for n in diag.notes)  # the fixed population sds are reported, not dropped silently
+
+
+# population sds of the prior of mu_log_k and mu_log_m for the NUTS levels test (see its docstring)
+_WIDE_MU = 0.2
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(3600)
+@pytest.mark.xfail(strict=True, reason=(
+    "measured 2026-12-02 (300+300 draws, 2 chains, ~820 s each on the loaded 2-core box): every direct known "
+    "answer holds (mu_log_k + mu_log_m ratio 0.97 ± 0.09, mu_log_k − mu_log_m 0.0016; per-subject k·m above the "
+    "0.89 bound, k/m pinned), but levels' pooled per-subject basis drops one identified direction when 3–4 "
+    "per-subject quantities are identified together: no k/m quantity under imu_accel (only alpha0, L0 and "
+    "'k^2·m^2·alpha0' prior-determined), no m under imu_grf (k, alpha0, L0). A defect of "
+    "hierarchy._sparse_groups / cluster_directions, not of the known answer"))
+@pytest.mark.parametrize("design", ["imu_accel", "imu_grf"])
+def test_levels_known_answer_from_nuts(design):
+    """diag.levels on NUTS draws of the real gait.hierarchical program (3 subjects × one 1-s walk, 2 chains).
+
+    Known answer (accelerometer; module docstring of models/gait/hierarchical.py): the likelihood sees
+    (k_s, m_s) only as k_s/m_s and the population only through d_s = (mu_log_k − mu_log_m) + tau_k z_k −
+    tau_m z_m. So M = mu_log_k + mu_log_m, a priori independent of everything the likelihood sees (equal
+    prior sds s), keeps its prior exactly: ratio 1. Per subject, log k_s + log m_s = M + (tau_k z_k + tau_m z_m),
+    where M is independent of the rest in the posterior too, so its posterior variance is at least Var(M) = 2s²
+    while its prior variance is 2s² + 2E[tau²]: the per-subject k·m ratio is ≥ s²/(s² + E[tau²]) — 0.89 with
+    s = 0.2 and tau ~ HalfNormal(0.07) (E[tau²] = 0.0049), above the ridge threshold 0.8, so "only k/m per
+    subject" is a consequence of the algebra, not of the seed. (With the default s = 0.07 the bound is 1/2,
+    exactly the 'identified' cut-off, and the pooled basis would split k and m on noise; hence s = 0.2.)
+    D = mu_log_k − mu_log_m is a Normal mean from S subject differences with spread √(tau_k² + tau_m²):
+    identified (ratio ≈ E[tau_k² + tau_m²]/(S·2s²) ≈ 0.04).
+    Control (force plates): m_s and k_s = κ_s m_s per subject identified, and M informed by the S subjects
+    (ratio ≈ E[tau_k² + tau_m²]/(S·2s²), far below 1).
+    Tolerances: 4 MCSE of the variance ratios (ratio·√(2/ESS) of the squares, and the prior draws' 2/n).
+    """
+    import bayesid
+    from bayesid.diagnostics.verdicts import Verdict
+    from bayesid.models import Prior
+
+    spec = HierarchicalBSLIP(n_subjects=3, n_walks=1, duration=1.0)
+    pri = {f"mu_log_{p}": Prior("normal", {"mu": spec.priors()[f"mu_log_{p}"].params["mu"], "sigma": _WIDE_MU})
+           for p in ("k", "m")}
+    seed = {"imu_accel": 3, "imu_grf": 4}[design]
+    data = spec.simulate(design=design, random_seed=seed)
+    model = spec.build(data, design=design, priors=pri)
+    tree = bayesid.fit(model, draws=300, tune=300, chains=2, random_seed=seed, progressbar=False,
+                       **spec.sampler_kwargs(model))
+    diag = bayesid.diagnose(tree, model=model, fisher=False)
+    lv = diag.levels(model=model)
+    print(f"\n{design}: {diag.convergence.problems}\n{lv.table.to_string()}\n{lv.summary()}")
+    import arviz_stats
+
+    S = spec.n_subjects
+
+    def ratio(post, prior):
+        """Posterior/prior variance ratio of a (chain, draw) array, its MCSE (ESS of the squares, 2/n prior)."""
+        ess = float(arviz_stats.ess((post - post.mean()) ** 2))
+        r = post.var() / prior.var()
+        return r, r * np.sqrt(2.0 / ess + 2.0 / prior.size)
+
+    po, pr = tree.posterior, tree.prior
+    r_sum, se_sum = ratio((po["mu_log_k"] + po["mu_log_m"]).transpose("chain", "draw").values,
+                          (pr["mu_log_k"] + pr["mu_log_m"]).values.ravel())
+    # per subject, along the known directions (natural logs of the subject values)
+    lk, lm = (np.log(po[v].transpose("chain", "draw", "subject").values) for v in ("k", "m"))
+    pk, pm_ = (np.log(pr[v].values.reshape(-1, S)) for v in ("k", "m"))
+    per = {name: [ratio(f(lk[..., s], lm[..., s]), f(pk[:, s], pm_[:, s])) for s in range(S)]
+           for name, f in (("k/m", np.subtract), ("k·m", np.add), ("k", lambda a, b: a), ("m", lambda a, b: b))}
+
+    def dominant(q, same_sign):
+        ck, cm = (q.coefficients.get(f"{v}_log__", 0.0) for v in ("k", "m"))
+        big = max(abs(x) for x in q.coefficients.values())
+        return min(abs(ck), abs(cm)) >= 0.5 * big and (ck * cm > 0) == same_sign
+
+    def pop_dominant(q, same_sign):
+        ck, cm = q.coefficients.get("mu_log_k", 0.0), q.coefficients.get("mu_log_m", 0.0)
+        big = max(abs(x) for x in q.coefficients.values())
+        return min(abs(ck), abs(cm)) >= 0.5 * big and (ck * cm > 0) == same_sign
+
+    if design == "imu_accel":
+        assert abs(r_sum - 1.0) < 4 * se_sum, (r_sum, se_sum)
+        bound = _WIDE_MU**2 / (_WIDE_MU**2 + 0.07**2)
+        for r, se in per["k·m"]:
+            assert r > bound - 4 * se, (per["k·m"], bound)
+        for r, se in per["k/m"]:
+            assert r < 0.5 - 4 * se, per["k/m"]
+        # levels: the k/m direction identified in every subject, the k·m direction in none, k and m not alone
+        km = [q for q in lv.cluster if dominant(q, False)]
+        assert km and all(q.count() == S for q in km), lv.cluster
+        assert all(q.count() == 0 for q in lv.cluster if dominant(q, True)), lv.cluster
+        assert not any(q.name in ("k", "m") and q.count() for q in lv.cluster), lv.cluster
+        d = [q for q in lv.population if pop_dominant(q, False)]
+        assert d and all(q.verdict == Verdict.IDENTIFIED and q.ratio < 0.5 - 4 * q.ratio_se for q in d), d
+        s = [q for q in lv.population if pop_dominant(q, True)]
+        assert s and all(q.verdict == Verdict.NOT_IDENTIFIED for q in s), s
+    else:  # negative control
+        assert r_sum < 1.0 - 4 * se_sum, (r_sum, se_sum)
+        for name in ("k", "m"):
+            for r, se in per[name]:
+                assert r < 0.5 - 4 * se, (name, per[name])
+        assert all(q.count() == S for q in lv.cluster if {"k_log__", "m_log__"} & set(q.coefficients)), lv.cluster
+        covered = {c for q in lv.cluster if q.count() == S for c in q.coefficients}
+        assert {"k_log__", "m_log__"} <= covered, lv.cluster  # both k and m named among the identified
+        assert not any(q.verdict == Verdict.NOT_IDENTIFIED and {"mu_log_k", "mu_log_m"} & set(q.coefficients)
+                       for q in lv.population), lv.population
+    assert not lv.consistency_problems(diag), lv.consistency_problems(diag)
+    print(f"{design}: M ratio {r_sum:.3f} ± {se_sum:.3f}; levels",
+          lv.table[["quantity", "verdict", "ratio"]].values.tolist())
