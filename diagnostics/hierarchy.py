@@ -282,8 +282,17 @@ def _ratio_se(proj_post, var_prior, n_prior):
     return r, r * np.sqrt(rel**2 + 2.0 / n_prior)
 
 
-def _sparse_groups(vectors, ratios, th):
-    """Split unit coefficient vectors (columns) by verdict and give each group a sparse basis."""
+def _sparse_groups(vectors, ratios, th, scale=None):
+    """Split coefficient vectors (columns) by verdict and give each group a sparse basis.
+
+    ``scale``: the prior sds of the coordinates. The pivot and snap thresholds are shares of a row's
+    largest entry, so they are applied to the coefficients in prior-standardised units (coefficient ×
+    prior sd) and the rows mapped back: in raw units a coordinate with a narrow prior (log α0, sd 0.013)
+    gets coefficients 16× those of one with a wide prior (log k, sd 0.2) for the same weight, and the
+    k/m direction mixed with α0 lost its k and m columns as "noise" (NUTS draws of gait.hierarchical).
+    """
+    scale = np.ones(vectors.shape[0]) if scale is None else np.asarray(scale, float)
+    vectors = vectors * scale[:, None]
     groups = {}
     for j, r in enumerate(ratios):
         groups.setdefault(direction_verdict(float(r), th), []).append(vectors[:, j])
@@ -297,7 +306,11 @@ def _sparse_groups(vectors, ratios, th):
         for row in m:
             row = row / np.max(np.abs(row))
             row[np.abs(row) < SNAP] = 0.0
-            if np.any(row) and not any(np.array_equal(row != 0, o != 0) and np.allclose(row, o) for o in out):
+            if not np.any(row):
+                continue
+            row = row / scale
+            row = row / np.max(np.abs(row))
+            if not any(np.array_equal(row != 0, o != 0) and np.allclose(row, o) for o in out):
                 out.append(row)
     return out
 
@@ -338,7 +351,7 @@ def block_directions(prior_unc, posterior_unc, names, transforms, level="populat
     coef = coef / np.abs(coef).max(axis=0)
     trs = dict(zip(names, transforms))
     out = []
-    for row in _sparse_groups(coef, r, th):
+    for row in _sparse_groups(coef, r, th, sd):
         c = {n: float(x) for n, x in zip(names, row) if x != 0}
         proj = Q @ row
         ratio, se = _ratio_se(proj, float(np.var(P @ row, ddof=1)), P.shape[0])
@@ -386,7 +399,7 @@ def cluster_directions(prior, posterior, names, transforms, cluster_label="clust
     coef = coef / np.abs(coef).max(axis=0)
     trs = dict(zip(names, transforms))
     out = []
-    for row in _sparse_groups(coef, r, th):
+    for row in _sparse_groups(coef, r, th, sd):
         c = {nm: float(x) for nm, x in zip(names, row) if x != 0}
         vp = float(np.var(flat @ row, ddof=1))
         per, ses = [], []
