@@ -286,7 +286,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="for MODEL=path/to/model.py:build: path/to/model.py:DESIGNS, a dict of designs")
     d.add_argument("--method", choices=("fisher", "mcmc", "npe"), default="fisher",
                    help="design comparison method")
-    d.add_argument("--workers", type=int, default=None, help="working processes (mcmc, npe): this one plus N-1 spawned workers")
+    d.add_argument("--workers", type=int, default=None,
+                   help="working processes (mcmc, npe): this one plus N-1 spawned workers")
     d.add_argument("--scheduler", default=None, help="dask scheduler address, e.g. tcp://host:8786 (mcmc, npe)")
     d.add_argument("--n-datasets", type=int, default=20, help="simulated datasets per design (mcmc, npe)")
     d.add_argument("--n-sims", type=int, default=4000, help="NPE training simulations per design (npe)")
