@@ -326,14 +326,9 @@ def _blocks(norm, involved, coupling_tol):
     if np.array_equal(linked, linked.T):
         # the search below is then plain connected components: the same groups (each sorted, ordered
         # by their first member) without the O(n²) Python loop (speed only)
-        from scipy.sparse import csr_matrix
-        from scipy.sparse.csgraph import connected_components
+        from .ridges import linked_groups
 
-        _, lab = connected_components(csr_matrix(linked), directed=False)
-        first = {}
-        for a, g in enumerate(lab.tolist()):
-            first.setdefault(g, []).append(int(involved[a]))
-        return [sorted(g) for g in first.values()]
+        return linked_groups(linked, involved)
     groups, seen = [], set()
     for a in range(len(involved)):
         if a in seen:
