@@ -114,31 +114,9 @@ def training_time(n, epochs):
     print(f"    error ratio (held-out, {len(test)} simulations): " + ", ".join(parts))
 
 
-def exact_line_posterior(y, x, n_draws, rng, prior_sd=2.0, sigma_sd=1.0):
-    """Exact posterior draws ``(α, β, log σ)`` of ``y ~ N(α + β x, σ)``, ``α, β ~ N(0, prior_sd²)``,
-    ``σ ~ HalfNormal(sigma_sd)`` (toy.identified): ``log σ`` from its marginal on a fine grid
-    (``p(y | σ) = N(y; 0, σ² I + prior_sd² X Xᵀ)``, by Woodbury), then ``(α, β) | σ`` Gaussian."""
-    y = np.asarray(y, float).ravel()
-    X = np.stack([np.ones_like(x), x], 1)
-    G, Xy, yy, n = X.T @ X, X.T @ y, y @ y, y.size
-    ps2 = prior_sd ** 2
-    ls = np.linspace(-9.0, 3.0, 120001)
-    s2 = np.exp(2 * ls)
-    A = s2[:, None, None] / ps2 * np.eye(2) + G
-    quad = (yy - np.einsum("i,kij,j->k", Xy, np.linalg.inv(A), Xy)) / s2
-    logdet = n * np.log(s2) + np.linalg.slogdet(np.eye(2) + ps2 * G / s2[:, None, None])[1]
-    lp = -0.5 * (logdet + quad) - s2 / (2 * sigma_sd ** 2) + ls  # + log σ: density of log σ
-    cdf = np.cumsum(np.exp(lp - lp.max()))
-    lsig = np.interp(rng.uniform(size=n_draws), cdf / cdf[-1], ls)
-    s2d = np.exp(2 * lsig)
-    V = np.linalg.inv(G / s2d[:, None, None] + np.eye(2) / ps2)
-    m = np.einsum("kij,j->ki", V, Xy) / s2d[:, None]
-    ab = m + np.einsum("kij,kj->ki", np.linalg.cholesky(V), rng.standard_normal((n_draws, 2)))
-    return np.column_stack([ab, lsig])
-
-
 def _c2st_exact(est, simulate_one, x, n_ref, seed0):
     """C2ST of ``est``'s posterior against the exact one on ``n_ref`` prior datasets."""
+    from bayesid.models.toys import exact_line_posterior
     from bayesid.neural import c2st
 
     accs = []

@@ -16,6 +16,7 @@ from bayesid.neural import (NPE, Ensemble, PointEstimator, c2st, calibrate, load
                             sbc, simulate_training_set)
 from bayesid.neural.calibration import rank_uniformity, sbc_ranks  # noqa: E402
 from bayesid.neural.simulation import ParameterTransform  # noqa: E402
+from bayesid.models.toys import exact_line_posterior  # noqa: E402
 
 pytestmark = pytest.mark.neural
 
@@ -223,29 +224,6 @@ def test_linear_adjustment_is_the_exact_posterior_mean_of_a_linear_gaussian_mode
 
 
 # ------------------------------------------------- NPE against the exact posterior of a 3-parameter model
-def _exact_line_posterior(y, x, n_draws, rng, prior_sd=2.0, sigma_sd=1.0):
-    """Exact draws (α, β, log σ) of y ~ N(α + β x, σ), α, β ~ N(0, prior_sd²), σ ~ HalfNormal(sigma_sd):
-    log σ from its marginal p(y | σ) = N(y; 0, σ² I + prior_sd² X Xᵀ) on a fine grid, then (α, β) | σ
-    Gaussian with covariance (XᵀX / σ² + I / prior_sd²)⁻¹."""
-    y = np.asarray(y, float).ravel()
-    X = np.stack([np.ones_like(x), x], 1)
-    G, Xy, yy, n = X.T @ X, X.T @ y, y @ y, y.size
-    ps2 = prior_sd ** 2
-    ls = np.linspace(-9.0, 3.0, 120001)
-    s2 = np.exp(2 * ls)
-    A = s2[:, None, None] / ps2 * np.eye(2) + G
-    quad = (yy - np.einsum("i,kij,j->k", Xy, np.linalg.inv(A), Xy)) / s2
-    logdet = n * np.log(s2) + np.linalg.slogdet(np.eye(2) + ps2 * G / s2[:, None, None])[1]
-    lp = -0.5 * (logdet + quad) - s2 / (2 * sigma_sd ** 2) + ls
-    cdf = np.cumsum(np.exp(lp - lp.max()))
-    lsig = np.interp(rng.uniform(size=n_draws), cdf / cdf[-1], ls)
-    s2d = np.exp(2 * lsig)
-    V = np.linalg.inv(G / s2d[:, None, None] + np.eye(2) / ps2)
-    m = np.einsum("kij,j->ki", V, Xy) / s2d[:, None]
-    return np.column_stack([m + np.einsum("kij,kj->ki", np.linalg.cholesky(V), rng.standard_normal((n_draws, 2))),
-                            lsig])
-
-
 @pytest.mark.slow
 def test_npe_reaches_sbibm_level_against_the_exact_posterior_of_identified_toy():
     """toy.identified (y ~ N(α + β x, σ), 100 points, σ ~ HalfNormal(1)): the posterior sd of α and β is
@@ -265,7 +243,7 @@ def test_npe_reaches_sbibm_level_against_the_exact_posterior_of_identified_toy()
     acc_good, acc_bad = [], []
     for i in range(6):
         y = spec.simulate(spec.sample_prior(1, random_seed=50 + i), random_seed=60 + i)["y"]
-        ref = _exact_line_posterior(y[0], x, 2000, np.random.default_rng(70 + i))
+        ref = exact_line_posterior(y[0], x, 2000, np.random.default_rng(70 + i))
         acc_good.append(c2st(good.sample({"y": y}, 2000, random_seed=i)[0], ref, random_seed=i).accuracy)
         acc_bad.append(c2st(bad.sample({"y": y}, 2000, random_seed=i)[0], ref, random_seed=i).accuracy)
     assert np.mean(acc_good) <= 0.55, acc_good
