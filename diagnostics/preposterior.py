@@ -65,6 +65,7 @@ its prior variance along them (``null_weight``) are returned with the averaged m
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 
@@ -446,7 +447,9 @@ class _SparseGaussNewton:
             J = _dense_jacobian(fn, x0, d, n_out)
             P |= (J != 0) | ~np.isfinite(J)
         self.colour, self.n_colours = _color_columns(P)
-        self.r, self.c = np.nonzero(P)
+        self.r, self.c = np.nonzero(P)  # row-major order: the CSR layout of the pattern
+        self.indptr = np.concatenate([[0], np.cumsum(np.bincount(self.r, minlength=n_rows))])
+        self.take = self.colour[self.c]
         v = np.random.default_rng(20250101).standard_normal(d)
         seeds = np.zeros((self.n_colours + 1, d))
         seeds[self.colour, np.arange(d)] = 1.0
@@ -460,7 +463,7 @@ class _SparseGaussNewton:
         with np.errstate(all="ignore"):
             out = self.fn(x0, self.seeds)
         B = np.asarray(out[self.n_out], float)  # (colours + 1, rows)
-        J = self.sp.csr_matrix((B[self.colour[self.c], self.r], (self.r, self.c)), shape=self.shape)
+        J = self.sp.csr_matrix((B[self.take, self.r], self.c, self.indptr), shape=self.shape)
         jv = B[-1]
         with np.errstate(all="ignore"):
             err = np.abs(J @ self.v - jv)
@@ -758,32 +761,89 @@ def _remember_eigh(W, value):
     weakref.finalize(W, _EIGH.clear)  # forget it (and its vectors) with the matrices
 
 
+def _n_threads(n_items: int, min_items: int = 8) -> int:
+    """Worker threads for a batch of independent small LAPACK/BLAS calls: one per available core,
+    none beyond one per ``min_items`` items (threads cost more than they give on tiny batches)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover (not Linux)
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, n_items // min_items))
+
+
+def _map_blocks(fn, n_items: int, block: int, n_threads: int, done=None):
+    """Call ``fn(a, b)`` on consecutive blocks ``[a, b)`` of ``range(n_items)``, on ``n_threads``
+    threads each limited to one BLAS thread (numpy's LAPACK calls release the GIL, so the threads run
+    on separate cores without the oversubscription that many BLAS threads per small call give).
+    ``done()`` is called once per finished block (progress)."""
+    starts = [(a, min(a + block, n_items)) for a in range(0, n_items, block)]
+    with _one_blas_thread():
+        if n_threads <= 1 or len(starts) == 1:
+            for a, b in starts:
+                fn(a, b)
+                if done is not None:
+                    done()
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(n_threads) as pool:
+            for fut in [pool.submit(fn, a, b) for a, b in starts]:
+                fut.result()
+                if done is not None:
+                    done()
+
+
 def _eigh_stack(W, progressbar=False, block=None):
-    """Per-draw eigen-decompositions in blocks (a progress bar for large models)."""
+    """Per-draw eigen-decompositions in blocks, on one thread per core (a progress bar for large
+    models). The same numbers as ``numpy.linalg.eigh(W)``: each matrix is decomposed by the same
+    LAPACK call, only on another thread."""
     S, d, _ = W.shape
-    block = block or max(1, int(4e6 // max(d, 1) ** 2))
-    if not progressbar or S <= block:
-        return np.linalg.eigh(W)
+    nt = _n_threads(S)
+    block = block or max(1, min(int(4e6 // max(d, 1) ** 2), -(-S // nt)))
+    lam, vec = np.empty((S, d)), np.empty((S, d, d))
+
+    def run(a, b):
+        lam[a:b], vec[a:b] = np.linalg.eigh(W[a:b])
+
+    n_blocks = -(-S // block)
+    if not progressbar or n_blocks <= 1:
+        _map_blocks(run, S, block, nt)
+        return lam, vec
     from .display import progress
 
-    lam, vec = np.empty((S, d)), np.empty((S, d, d))
-    starts = range(0, S, block)
-    for a in progress(starts, description=f"eigen-decompositions of {S} {d}×{d} matrices", total=len(starts)):
-        lam[a:a + block], vec[a:a + block] = np.linalg.eigh(W[a:a + block])
+    bar = iter(progress(range(n_blocks), description=f"eigen-decompositions of {S} {d}×{d} matrices",
+                        total=n_blocks))
+    _map_blocks(run, S, block, nt, done=lambda: next(bar, None))
+    for _ in bar:  # close the bar
+        pass
     return lam, vec
 
 
 def _whitened_stack(F, L):
-    """``Lᵀ F_s L`` for every draw; ``F_s L`` as a sparse product where the information is sparse
-    (a hierarchical model's is an arrowhead: d³ → ~5·d² per draw)."""
+    """``W_s = Lᵀ F_s L`` for every draw, as two products over the whole stack: ``Y = F L`` (rows of
+    all draws at once; sparse where the information is, e.g. a hierarchical model's arrowhead) and
+    ``W_s = Y_sᵀ L`` (``F_s`` is symmetric), in blocks on one thread per core."""
     S, d, _ = F.shape
-    if d < 100 or np.count_nonzero(F) > 0.1 * F.size:
+    if S == 0:
+        return np.empty_like(F)
+    sparse = d >= 100 and np.count_nonzero(F) <= 0.1 * F.size
+    if not sparse and d < 100:  # small dense matrices: one batched matmul beats the blocks' overhead
         return L.T[None] @ F @ L[None]
-    import scipy.sparse as sp
-
     W = np.empty_like(F)
-    for s in range(S):
-        W[s] = L.T @ (sp.csr_matrix(F[s]) @ L)
+    nt = _n_threads(S, min_items=4)
+    block = -(-S // nt)
+
+    def run(a, b):
+        if sparse:
+            import scipy.sparse as sp
+
+            Y = sp.csr_matrix(F[a:b].reshape(-1, d)) @ L
+        else:
+            Y = F[a:b].reshape(-1, d) @ L
+        Yt = np.ascontiguousarray(Y.reshape(b - a, d, d).transpose(0, 2, 1))
+        W[a:b] = (Yt.reshape(-1, d) @ L).reshape(b - a, d, d)
+
+    _map_blocks(run, S, block, nt)
     return W
 
 

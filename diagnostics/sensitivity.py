@@ -46,13 +46,25 @@ def prior_sensitivity(tree, var_names, names=None) -> tuple[pd.DataFrame | None,
     return df, ""
 
 
-def _cjs(x, w):
-    """Cumulative Jensen–Shannon distance between the draws ``x`` (n, k) and their reweighting by
-    ``w`` (n,), every column at once — ArviZ's ``_cjs_dist`` step for step (Kallioinen et al. 2023)."""
-    n = x.shape[0]
+def _sorted_columns(x):
+    """Every column of ``x`` (n, k) sorted, and the sorting permutation — shared by all the
+    reweightings of one psense call (8 of them: 2 groups × 2 alphas × ±x)."""
     order = np.argsort(x, axis=0)
-    xs = np.take_along_axis(x, order, axis=0)
-    ws = np.ascontiguousarray(w[order].T)  # (k, n): rows summed like ArviZ's 1-d arrays
+    return np.take_along_axis(x, order, axis=0), order
+
+
+def _cjs(xs, order, w, flip=False):
+    """Cumulative Jensen–Shannon distance between the draws and their reweighting by ``w`` (n,),
+    every column at once — ArviZ's ``_cjs_dist`` step for step (Kallioinen et al. 2023).
+
+    ``xs``, ``order``: the columns sorted and their permutation (:func:`_sorted_columns`). With
+    ``flip`` the distance is that of ``-x``, whose sorted columns are those of ``x`` reversed and
+    negated (ties only change the order within runs of equal values, whose bin widths are zero)."""
+    n = xs.shape[0]
+    ws = w[order].T  # (k, n): rows summed like ArviZ's 1-d arrays
+    if flip:
+        xs, ws = -xs[::-1], ws[:, ::-1]
+    ws = np.ascontiguousarray(ws)
     binwidth = np.diff(xs, axis=0).T
     cdf_p = np.linspace(1 / n, 1 - 1 / n, n - 1)[None, :]
     cdf_q = np.cumsum(ws / ws.sum(axis=1, keepdims=True), axis=1)[:, :-1]
@@ -89,13 +101,14 @@ def psense_table(tree, var_names, alphas=(0.99, 1.01), threshold: float = 0.05, 
     post = tree["posterior"].to_dataset()
     x = np.concatenate([post[v].transpose("chain", "draw", ...).values.reshape(
         post.sizes["chain"] * post.sizes["draw"], -1) for v in var_names], axis=1).astype(float)
+    xs, order = _sorted_columns(x)
     out = {}
     for group in ("prior", "likelihood"):
         lw, uw = _get_power_scale_weights(tree, alphas=alphas, group=group, sample_dims=["chain", "draw"])
         lw = lw.transpose("chain", "draw").values.ravel()
         uw = uw.transpose("chain", "draw").values.ravel()
-        lower = np.maximum(_cjs(x, lw), _cjs(-x, lw))
-        upper = np.maximum(_cjs(x, uw), _cjs(-x, uw))
+        lower = np.maximum(_cjs(xs, order, lw), _cjs(xs, order, lw, flip=True))
+        upper = np.maximum(_cjs(xs, order, uw), _cjs(xs, order, uw, flip=True))
         out[group] = (-lower / np.log2(alphas[0]) + upper / np.log2(alphas[1])) / 2
     df = pd.DataFrame(out)
     df["diagnosis"] = ["potential prior-data conflict" if p >= threshold and lk >= threshold else

@@ -315,3 +315,33 @@ def test_vectorised_psense_equals_arviz_psense_summary():
     assert ours.shape == ref.shape
     np.testing.assert_array_equal(ours[["prior", "likelihood"]].values, ref[["prior", "likelihood"]].values)
     assert list(ours["diagnosis"]) == list(ref["diagnosis"])
+
+
+def _ovl_normals(s: float) -> float:
+    """Exact overlap ∫ min(φ(x), φ(x/s)/s) dx of N(0, 1) and N(0, s²), s < 1: the densities cross at
+    ±c with c² = 2 s² ln(1/s) / (1 − s²); inside, the wider one is the smaller."""
+    from scipy.stats import norm
+
+    c = np.sqrt(2 * s**2 * np.log(1 / s) / (1 - s**2))
+    return float(2 * norm.cdf(c) - 1 + 2 * norm.sf(c / s))
+
+
+def test_overlap_of_two_normals_known_answer_and_noise_control():
+    """overlap() of N(0, 1) and N(0, 0.3²) draws against the closed form 0.478 (8 independent replicate
+    columns, 20 000 draws each). The binned KDE widens both densities by the same factor √(1 + h²)
+    (Silverman: h = 0.9·n^(-1/5) in sd units, same n), which leaves the overlap of a scale family
+    unchanged; sampling noise in the two KDEs can only lower ∫ min — by at most the deficit ``b``
+    measured on the control (both samples from N(0, 1), exact overlap 1). Tolerances: 4 standard
+    errors of the replicate mean, plus ``b`` below. Discrimination: the exact value for s = 0.5
+    (0.677) must lie outside the interval."""
+    from bayesid.diagnostics import overlap
+
+    rng = np.random.default_rng(7)
+    n, k = 20_000, 8
+    est = overlap(rng.normal(size=(n, k)), 0.3 * rng.normal(size=(n, k)))
+    same = overlap(rng.normal(size=(n, k)), rng.normal(size=(n, k)))
+    b = 1.0 - same.mean()
+    se = est.std(ddof=1) / np.sqrt(k)
+    exact = _ovl_normals(0.3)
+    assert exact - b - 4 * se <= est.mean() <= exact + 4 * se, (est, exact, b, se)
+    assert not (exact - b - 4 * se <= _ovl_normals(0.5) <= exact + 4 * se)
