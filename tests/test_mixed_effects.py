@@ -104,14 +104,18 @@ def test_marginal_likelihood_and_conditional_posterior_are_exact():
     np.testing.assert_allclose(covs[0], S - K @ Phi @ S, rtol=1e-8, atol=1e-12)
 
 
-def test_closed_form_alpha_gamma_covariance_matches_the_full_posterior():
-    """Derivation check: Cov(α, γ | τ) = [diag(1/s²) + WᵀW/(τ² + σ²/n)]⁻¹ for the cluster-level covariate."""
+def _between_setup():
+    """mixed.regression's confounded 'between' design: (spec, design, design matrix Φ, J, n, σ)."""
     spec = models.get("mixed.regression")
     d = spec.design("between")
     x, w = spec.covariates(d)
     J, n = spec.n_clusters, spec.n_per
-    Phi = design_matrix(x, w, np.repeat(np.arange(J), n), J)
-    s = d["sigma"]
+    return spec, d, design_matrix(x, w, np.repeat(np.arange(J), n), J), J, n, d["sigma"]
+
+
+def test_closed_form_alpha_gamma_covariance_matches_the_full_posterior():
+    """Derivation check: Cov(α, γ | τ) = [diag(1/s²) + WᵀW/(τ² + σ²/n)]⁻¹ for the cluster-level covariate."""
+    spec, d, Phi, J, n, s = _between_setup()
     for tau in (0.3, 1.0, 2.0):
         _, _, _, _, covs = _grid_pass(Phi.T @ Phi / s**2, np.zeros(Phi.shape[1]), 0.0, np.zeros(Phi.shape[1]),
                                       np.ones(3), J, s, J * n, np.log([tau]), np.log([0.3]))
@@ -181,12 +185,7 @@ def test_known_answer_confounded_cluster_covariate():
 def test_closed_form_beta_variances_match_the_full_posterior():
     """Derivation check: Var(β | τ_u) = [1/s² + J/(τ_u² + σ²/S_xx)]⁻¹ and Var(β | u, τ_u) = [1/s² + J S_xx/σ²]⁻¹
     (only β + u_j enters the within-cluster slopes), exact at any τ; so the share R²(τ_u) of beta_share."""
-    spec = models.get("mixed.regression")
-    d = spec.design("between")
-    x, w = spec.covariates(d)
-    J, n = spec.n_clusters, spec.n_per
-    Phi = design_matrix(x, w, np.repeat(np.arange(J), n), J)
-    s = d["sigma"]
+    spec, d, Phi, J, n, s = _between_setup()
     u = list(range(3 + J, 3 + 2 * J))
     for tau_u in (0.1, 0.3, 1.0):
         _, _, _, _, covs = _grid_pass(Phi.T @ Phi / s**2, np.zeros(Phi.shape[1]), 0.0, np.zeros(Phi.shape[1]),
