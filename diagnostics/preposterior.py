@@ -615,7 +615,7 @@ def fisher_at_draws(model, points, white=None, *, n_replicates: int | None = Non
         methods["latent"] = []
     gn = None
     if jac == "sparse" and phi is not None:
-        V, jv = _jvp_graph(phi, x)
+        V, jv = cached(model, cache_key, ("fisher jvp", method, jac), lambda: _jvp_graph(phi, x))
         fn = cached(model, cache_key, ("fisher fn", method, jac, latent), lambda: pytensor.function(
             [x, V], [*outputs, jv], on_unused_input="ignore", mode=FISHER_MODE))
         n_rows = int(np.asarray(fn(pts[0], np.zeros((1, d)))[0]).size)
