@@ -391,7 +391,7 @@ class _DesignSpace:
             raise BadInputError(f"model must be a pymc.Model or a function returning one, got "
                                 f"{type(model).__name__}")
         self._cache = {}
-        self.token = uuid.uuid4().hex  # one comparison: workers keep its models between jobs (_resident)
+        self.token = uuid.uuid4().hex  # one comparison: its jobs share it (executor.Shared)
         self.name = (getattr(self.factory, "__name__", "model") if self.factory is not None
                      else (model.name or "pm.Model"))
 
@@ -443,16 +443,31 @@ class _DesignSpace:
 
     def check_all(self):
         """Build every (design, prior) model and set every design once: a design value the model cannot
-        take fails here, before any simulation or fit, with a :class:`BadInputError`."""
-        from bayesid.simulate import simulator_for
+        take fails here, before any simulation or fit, with a :class:`BadInputError`
+        (:class:`~bayesid.simulate.DesignValueError`).
+
+        Each ``pm.Data`` design is checked by one forward draw of the whole model (prior and observed
+        variables) from a function compiled once per model without C or numba code generation
+        (:func:`_design_check_fn`): the check costs milliseconds, where compiling the simulator for
+        it cost seconds — a simulator the Fisher screen never uses, and that workers compile
+        for themselves."""
+        from bayesid.simulate import DesignValueError, simulator_for
 
         for d in self.designs:
             for p in self.priors:
                 m, values = self.model_for(d, p)
-                if values:  # pm.Data designs of one model: every value set and simulated once
+                if values:  # pm.Data designs of one model: every value set and drawn once
                     sim = simulator_for(m)
                     with sim.design(values):
-                        sim.simulate(sim.sample_prior(1, 0), 0)
+                        try:
+                            with np.errstate(all="ignore"):
+                                _design_check_fn(m)()
+                        except (ValueError, IndexError) as err:
+                            raise DesignValueError(
+                                f"design {d!r}: drawing the model failed ({err}). If a design changed a "
+                                "pm.Data container, the observed variables' shapes must follow it: give them "
+                                "shape=x.shape (or dims whose coords the design changes) instead of a fixed "
+                                "observed array.") from err
 
 
 class _SpecSpace(_DesignSpace):
@@ -495,8 +510,24 @@ def _graph_key(model) -> tuple:
             tuple(id(v) for v in model.basic_RVs + model.potentials + model.deterministics))
 
 
-def _compile_unconstrained_prior(model, n):
+def _design_check_fn(model):
+    """One forward draw of every observed variable of ``model`` (a fixed seed), compiled once per model
+    object in FAST_COMPILE mode (no C/numba code generation); reads the ``pm.Data`` values set."""
     import pymc as pm
+
+    from bayesid.vectorize import cached, no_traces
+
+    def build():
+        with no_traces():
+            return pm.pytensorf.compile([], list(model.observed_RVs), random_seed=0, mode="FAST_COMPILE",
+                                        on_unused_input="ignore")
+
+    return cached(model, _graph_key(model), "design check", build)
+
+
+def _compile_unconstrained_prior(model):
+    import pymc as pm
+    import pytensor.tensor as pt
     from pytensor.tensor.random.type import RandomGeneratorType
 
     from bayesid.vectorize import _batched_forward, no_traces
@@ -505,27 +536,28 @@ def _compile_unconstrained_prior(model, n):
     for rv in model.free_RVs:
         tr = model.rvs_to_transforms.get(rv)
         outs.append(rv if tr is None else tr.forward(rv, *rv.owner.inputs))
+    n = pt.iscalar("n_draws")
     with no_traces():
-        fn = pm.pytensorf.compile(inputs=[], outputs=_batched_forward(outs, n), mode="FAST_COMPILE")
+        fn = pm.pytensorf.compile(inputs=[n], outputs=_batched_forward(outs, n), mode="FAST_COMPILE")
     return fn, [v for v in fn.get_shared() if isinstance(v.type, RandomGeneratorType)]
 
 
 def _unconstrained_prior(model, layout, n: int, seed) -> np.ndarray:
     """``n`` prior draws in the unconstrained coordinates, ``(n, d)`` in ``layout`` order, from one call
     of the model's vectorised forward-sampling graph (:func:`bayesid.vectorize.sample_prior`'s graph,
-    with the transforms' forward maps appended; compiled once per model object in FAST_COMPILE mode —
-    one call needs no JIT — and reseeded from ``seed`` every call, so the draws do not depend on the
-    cache). Reads the ``pm.Data`` values set when called."""
+    with the transforms' forward maps appended; the number of draws is an input, so one function,
+    compiled once per model object in FAST_COMPILE mode — one call needs no JIT — serves the screen's
+    draws and the whitening's, for every design; reseeded from ``seed`` every call, so the draws do not
+    depend on the cache). Reads the ``pm.Data`` values set when called."""
     from pymc.pytensorf import reseed_rngs
 
     from bayesid.diagnostics.preposterior import flatten_points
     from bayesid.vectorize import cached
 
-    fn, rngs = cached(model, _graph_key(model), ("unconstrained prior", int(n)),
-                      lambda: _compile_unconstrained_prior(model, int(n)))
+    fn, rngs = cached(model, _graph_key(model), "unconstrained prior", lambda: _compile_unconstrained_prior(model))
     ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
     reseed_rngs(rngs, [int(v) for v in ss.generate_state(4)])
-    vals = fn()
+    vals = fn(np.int32(n))
     return flatten_points({model.rvs_to_values[rv].name: np.asarray(v) for rv, v in zip(model.free_RVs, vals)},
                           layout)
 
@@ -632,6 +664,13 @@ def compare_model(model, designs, priors=None, method: str = "fisher", n_prior: 
 
 
 # ================================================================ mcmc and npe: simulated datasets
+#: What a worker of a design comparison imports when it starts (:func:`bayesid.executor.run_jobs`'s
+#: ``preload``): the modules the first job would import anyway, so that their cost is the worker's
+#: start-up, not its first dataset's.
+WORKER_MODULES = ("pymc", "nutpie", "pyarrow", "bayesid.designs", "bayesid.fit", "bayesid.simulate",
+                  "bayesid.diagnostics.preposterior")
+
+
 def _dataset(sim, values, i, n_datasets, seeds, theta=None):
     """Dataset ``i`` of a design (common random numbers: prior draw ``i`` and noise seed ``i`` are the
     same for every design and for both simulation methods): ``(theta_i, data_i)``. ``theta``: the
@@ -686,7 +725,8 @@ class _CompiledNuts:
     acceptance, the seed through :func:`bayesid.fit.posterior_seed`), so the posterior draws are the ones
     ``bayesid.fit(pm.observe(model, data), random_seed=seed, ...)`` samples (a test checks this); only
     fit's post-processing (prior draws, log densities), which the design summary does not read, is
-    skipped."""
+    skipped, and the draws are read from nutpie's Arrow trace (:func:`_raw_posterior`). Each fit runs
+    its chains on ``cores`` threads (default 1: the parallelism is the executor's workers')."""
 
     def __init__(self, model, data):
         import pymc as pm
@@ -737,24 +777,47 @@ class _CompiledNuts:
             nseed = int(get_random_generator(posterior_seed(seed)).spawn(chains)[0].integers(2**30))
         except ImportError:  # pragma: no cover - a PyMC without it: still a fixed seed
             nseed = int(posterior_seed(seed))
-        tree = nutpie.sample(self.compiled.with_data(**upd), draws=int(self.settings.get("draws", 200)),
-                             tune=max(1, int(self.settings.get("tune", 200))), chains=chains, cores=1,
-                             seed=nseed, save_warmup=False, progress_bar=False, store_unconstrained=True,
-                             **self.nuts)
-        # transformed variables in unconstrained_posterior, the others (value = RV) in posterior
-        groups = [tree[g].to_dataset() for g in ("unconstrained_posterior", "posterior") if g in tree.children]
-        arrays = {}
-        for v, _, _ in layout:
-            a = next(g[v.name] for g in groups if v.name in g)
-            arrays[v.name] = a.values.reshape(-1, *a.shape[2:])
-        draws = flatten_points(arrays, layout)
-        st = tree["sample_stats"]
-        div = int(st["diverging"].values.sum()) if "diverging" in st else 0
-        return draws, div
+        trace = nutpie.sample(self.compiled.with_data(**upd), draws=int(self.settings.get("draws", 200)),
+                              tune=max(1, int(self.settings.get("tune", 200))), chains=chains,
+                              cores=int(self.settings.get("cores") or 1), seed=nseed, save_warmup=False,
+                              progress_bar=False, store_unconstrained=True, return_raw_trace=True, **self.nuts)
+        arrays, div = _raw_posterior(trace, [v.name for v, _, _ in layout])
+        return flatten_points(arrays, layout), div
+
+
+def _raw_posterior(trace, names):
+    """Posterior draws ``{name: (chains·draws, *shape)}`` (chain after chain, tuning rows dropped) and
+    the number of divergent posterior draws, read straight from nutpie's Arrow trace.
+
+    The same numbers as nutpie's DataTree (its ``posterior`` / ``unconstrained_posterior`` groups,
+    ``sample_stats.diverging``), without building it: that conversion cost as much as the sampling
+    itself for a fit of 4 chains × 2000 iterations of a small model (0.15 s of 0.30 s, profiled)."""
+    import pyarrow
+
+    def column(batch, name):
+        col = batch.column(name)
+        meta = col.field.metadata or {}
+        shape = [int(k) for k in meta.get(b"shape", b"").decode().split(",") if k]
+        arr = pyarrow.array(col)
+        if hasattr(arr, "flatten"):
+            arr = arr.flatten()
+        return arr.to_numpy(zero_copy_only=False).reshape(batch.num_rows, *shape)
+
+    draw_batches, stat_batches = trace.get_arrow_trace()
+    parts, div = {n: [] for n in names}, 0
+    for draw, stat in zip(draw_batches, stat_batches):
+        post = ~column(stat, "tuning").astype(bool)
+        for n in names:
+            parts[n].append(column(draw, n)[post])
+        if "diverging" in stat.schema.names:
+            div += int(column(stat, "diverging")[post].astype(bool).sum())
+    return {n: np.concatenate(v) for n, v in parts.items()}, div
 
 
 def _fit_settings(space, fitted, fit_kwargs) -> dict:
-    kw = dict(draws=200, tune=200, chains=1, progressbar=False)
+    # one core per fit (nutpie runs chains on ``cores`` threads): the parallelism is the workers', and a
+    # serial run is then the one-core baseline they are compared with
+    kw = dict(draws=200, tune=200, chains=1, cores=1, progressbar=False)
     kw.update(space.fit_kwargs(fitted))
     kw.update(fit_kwargs or {})
     return kw
@@ -780,24 +843,6 @@ def _compiled_nuts(space, design, prior, model, values, data, fit_kwargs):
     return cache[key]
 
 
-_RESIDENT: dict = {}
-
-
-def _resident(space):
-    """This process's copy of ``space`` (by its token): the first job of a comparison that reaches a
-    worker keeps the space it brought, with the models, simulators and compiled samplers it builds, for
-    every later job of that comparison (compile once per worker, not once per dataset). At most 4
-    comparisons are kept."""
-    tok = getattr(space, "token", None)
-    if tok is None:
-        return space
-    got = _RESIDENT.pop(tok, None) or space
-    _RESIDENT[tok] = got
-    while len(_RESIDENT) > 4:
-        _RESIDENT.pop(next(iter(_RESIDENT)))
-    return got
-
-
 def _design_prior_draws(space, sim, design, prior, values, n_datasets, seeds):
     """The ``n_datasets`` prior draws of a design, drawn once per process."""
     cache = space.__dict__.setdefault("_theta", {})
@@ -818,7 +863,6 @@ def _mcmc_dataset(space, design, prior, i, n_datasets, seeds, fit_kwargs) -> dic
     from bayesid.fit import fit
     from bayesid.simulate import simulator_for
 
-    space = _resident(space)
     model, values = space.model_for(design, prior)
     sim = simulator_for(model)
     names, layout = value_layout(model)
@@ -913,7 +957,7 @@ def _simulation_compare(space, method, th, random_seed, n_prior, lambda_tol, n_d
     (one per dataset for mcmc, one per design for npe), checkpointed, then summarised per design by
     :func:`_result_from_information` on the expected whitened posterior covariance."""
     from bayesid.errors import BadInputError
-    from bayesid.executor import CheckpointStore, run_jobs
+    from bayesid.executor import CheckpointStore, Shared, run_jobs
     from bayesid.pymc_utils import model_fingerprint
 
     for name, v, lo in (("n_datasets", n_datasets, 2), ("n_simulations", n_simulations, 10),
@@ -932,22 +976,24 @@ def _simulation_compare(space, method, th, random_seed, n_prior, lambda_tol, n_d
         key = {"kind": f"designs.{method}", "models": fps, **space.describe(), "random_seed": random_seed,
                "n_datasets": n_datasets, **settings}
         store = CheckpointStore(checkpoint, key)
+    shared = Shared(space, space.token)  # pickled once per run, unpickled once per worker
     if method == "mcmc":
-        jobs = [(f"{d}|{p}|{i}", (space, d, p, i, n_datasets, seeds, fit_kwargs))
+        jobs = [(f"{d}|{p}|{i}", (shared, d, p, i, n_datasets, seeds, fit_kwargs))
                 for d, p in pairs for i in range(n_datasets)]
         # datasets that share a compiled sampler stay on one worker: a pm.Model's designs share one,
         # a factory's (design, prior) pairs have one each
         groups = {f"{d}|{p}|{i}": (p if space.factory is None else f"{d}|{p}") for d, p in pairs
                   for i in range(n_datasets)}
         res = run_jobs(_mcmc_dataset, jobs, executor=executor, checkpoint=store, progressbar=progressbar,
-                       description=f"fitting datasets of {space.name}", groups=groups)
+                       description=f"fitting datasets of {space.name}", groups=groups, preload=WORKER_MODULES)
         records = {(d, p): [res[f"{d}|{p}|{i}"] for i in range(n_datasets)] for d, p in pairs}
         training = {}
     else:
-        jobs = [(f"npe|{d}|{p}", (space, d, p, n_datasets, seeds, n_simulations, npe_kwargs, n_posterior_draws))
+        jobs = [(f"npe|{d}|{p}", (shared, d, p, n_datasets, seeds, n_simulations, npe_kwargs, n_posterior_draws))
                 for d, p in pairs]
         res = run_jobs(_npe_design, jobs, executor=executor, checkpoint=store, progressbar=progressbar,
-                       description=f"training one NPE per design of {space.name}")
+                       description=f"training one NPE per design of {space.name}",
+                       preload=WORKER_MODULES + ("bayesid.neural",))
         records = {(d, p): res[f"npe|{d}|{p}"]["records"] for d, p in pairs}
         training = {(d, p): res[f"npe|{d}|{p}"]["training"] for d, p in pairs}
     results = [_summarise(space, d, p, records[(d, p)], n_prior, lambda_tol, random_seed, th) for d, p in pairs]

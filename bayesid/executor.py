@@ -4,7 +4,12 @@ nothing lost or repeated.
 
 PyMC pitfalls handled for every worker process: its own pytensor compile directory
 (``PYTENSOR_FLAGS=base_compiledir=...``, so workers never fight over one cache lock) and one BLAS/OpenMP
-thread (parallelism comes from the workers). Jobs and results travel with ``cloudpickle``.
+thread (parallelism comes from the workers). Jobs and results travel with ``cloudpickle``; an argument
+that many jobs share (a comparison's models) is wrapped in :class:`Shared`, pickled once per run and
+unpickled once per worker process, so each job carries only its own small arguments.
+
+This module knows nothing of what the jobs do: callers name the modules a worker should import when it
+starts (``preload``), e.g. :mod:`bayesid.designs` passes its own.
 
 Checkpoint store
 ----------------
@@ -28,7 +33,10 @@ import numpy as np
 
 from bayesid.errors import BayesidError
 
-__all__ = ["CheckpointError", "CheckpointStore", "LocalPool", "run_jobs", "worker_setup", "local_pool"]
+__all__ = ["CheckpointError", "CheckpointStore", "LocalPool", "Shared", "run_jobs", "worker_setup", "local_pool"]
+
+#: Modules every worker imports when it starts (before its first job), unless told otherwise.
+DEFAULT_PRELOAD = ("pymc", "nutpie")
 
 
 class CheckpointError(BayesidError):
@@ -43,6 +51,12 @@ def worker_setup(base_dir: str | None = None) -> None:
         os.environ["PYTENSOR_FLAGS"] = ",".join(f for f in (flags, f"base_compiledir={base}") if f)
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = "1"
+    try:  # BLAS already loaded (a dask worker has numpy): the environment no longer reaches it
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1)
+    except ImportError:  # pragma: no cover - without threadpoolctl the environment variables still apply
+        pass
 
 
 class CheckpointStore:
@@ -111,6 +125,60 @@ class CheckpointStore:
         self._atomic(self._file(job_key), {"job": job_key, "digest": self.digest, "result": result})
 
 
+class Shared:
+    """An argument shared by many jobs (e.g. the models of one comparison): pickled once per run,
+    unpickled once per worker process.
+
+    Pickling a ``Shared`` gives its object's ``cloudpickle`` bytes (computed at the first job, reused for
+    the others) and a token; a process that unpickles a token it has seen returns the object it kept,
+    so a job neither deserialises the shared object again nor loses what it built there (compiled
+    functions cached on it). Unpickled, it *is* the object; :func:`run_jobs` passes the object itself
+    to jobs it runs in this process. At most :data:`_KEEP` shared objects are kept per process.
+
+    Parameters
+    ----------
+    obj : object
+        What the jobs share; it must not change after the first job is sent.
+    token : str, optional
+        Identity of ``obj`` across processes (default: a new random one).
+    """
+
+    def __init__(self, obj, token: str | None = None):
+        import uuid
+
+        self.obj = obj
+        self.token = token or uuid.uuid4().hex
+        self._blob = None
+
+    def __reduce__(self):
+        if self._blob is None:
+            import cloudpickle
+
+            self._blob = cloudpickle.dumps(self.obj)
+        return _load_shared, (self.token, self._blob)
+
+
+_KEEP = 4
+_SHARED: dict = {}
+
+
+def _load_shared(token: str, blob: bytes):
+    """The object of a :class:`Shared` in this process (unpickled at its first job here)."""
+    got = _SHARED.pop(token, None)
+    if got is None:
+        import cloudpickle
+
+        got = cloudpickle.loads(blob)
+    _SHARED[token] = got  # most recently used last
+    while len(_SHARED) > _KEEP:
+        _SHARED.pop(next(iter(_SHARED)))
+    return got
+
+
+def _unshared(args: tuple) -> tuple:
+    return tuple(a.obj if isinstance(a, Shared) else a for a in args)
+
+
 def _run_pickled(payload: bytes) -> bytes:
     import cloudpickle
 
@@ -118,22 +186,13 @@ def _run_pickled(payload: bytes) -> bytes:
     return cloudpickle.dumps(func(*args))
 
 
-def _init_worker():
+def _init_worker(preload=()):
+    """Set up a worker process (:func:`worker_setup`) and import ``preload`` (module names)."""
+    import importlib
+
     worker_setup()
-
-
-def _preload():
-    """What every design job imports, paid once per worker when it starts instead of in its first job."""
-    import nutpie  # noqa: F401
-    import pymc  # noqa: F401
-
-    import bayesid.designs  # noqa: F401
-    import bayesid.fit  # noqa: F401
-
-
-def _init_worker_preload():
-    worker_setup()
-    _preload()
+    for name in preload:
+        importlib.import_module(name)
 
 
 class LocalPool(_Executor):
@@ -141,16 +200,17 @@ class LocalPool(_Executor):
     :func:`run_jobs` can send a job to the worker that already compiled its model (``groups``).
 
     Every worker is set up by :func:`worker_setup` (private pytensor compile directory, one thread) and
-    imports PyMC, nutpie and bayesid when it starts (not in its first job). Used as a plain
+    imports the ``preload`` modules when it starts (not in its first job). Used as a plain
     ``concurrent.futures.Executor`` it submits to the least-loaded lane.
     """
 
-    def __init__(self, n_workers: int, warm: bool = False):
+    def __init__(self, n_workers: int, warm: bool = False, preload=DEFAULT_PRELOAD):
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
 
         ctx = mp.get_context("spawn")
-        self.lanes = [ProcessPoolExecutor(1, mp_context=ctx, initializer=_init_worker_preload)
+        self.preload = tuple(preload)
+        self.lanes = [ProcessPoolExecutor(1, mp_context=ctx, initializer=_init_worker, initargs=(self.preload,))
                       for _ in range(n_workers)]
         self._load = [0] * n_workers
         if warm:  # start every worker now (imports included), each on its own lane
@@ -175,7 +235,7 @@ class LocalPool(_Executor):
             lane.shutdown(wait=wait, cancel_futures=cancel_futures)
 
 
-def local_pool(n_workers: int, warm: bool = False) -> LocalPool:
+def local_pool(n_workers: int, warm: bool = False, preload=DEFAULT_PRELOAD) -> LocalPool:
     """A local pool of ``n_workers`` spawned processes (:class:`LocalPool`); pass it as ``executor=`` to
     reuse it across runs (``run_jobs(..., executor=n)`` makes and closes one per run).
 
@@ -183,12 +243,15 @@ def local_pool(n_workers: int, warm: bool = False) -> LocalPool:
     ----------
     n_workers : int
     warm : bool
-        Start every worker now (each imports PyMC, nutpie and bayesid as it starts), so that neither the
-        start-up nor the imports fall in the first jobs.
+        Start every worker now (each imports ``preload`` as it starts), so that neither the start-up nor
+        the imports fall in the first jobs.
+    preload : sequence of str
+        Modules each worker imports when it starts (default :data:`DEFAULT_PRELOAD`; the design
+        comparison passes ``bayesid.designs.WORKER_MODULES``).
     """
     if isinstance(n_workers, bool) or not isinstance(n_workers, int) or n_workers < 1:
         raise BayesidError(f"n_workers must be a positive integer, got {n_workers!r}")
-    return LocalPool(n_workers, warm=warm)
+    return LocalPool(n_workers, warm=warm, preload=preload)
 
 
 def _schedule(n_lanes, submit, wait_first, todo, groups, on_done, per_lane=2) -> None:
@@ -251,7 +314,7 @@ def _schedule(n_lanes, submit, wait_first, todo, groups, on_done, per_lane=2) ->
 
 
 def run_jobs(func, jobs, executor=None, checkpoint: CheckpointStore | None = None, progressbar: bool = True,
-             description: str = "datasets", groups: dict | None = None) -> dict:
+             description: str = "datasets", groups: dict | None = None, preload=DEFAULT_PRELOAD) -> dict:
     """Run ``func(*args)`` for every ``(job_key, args)`` in ``jobs``; results keyed by ``job_key``.
 
     Parameters
@@ -259,6 +322,8 @@ def run_jobs(func, jobs, executor=None, checkpoint: CheckpointStore | None = Non
     func : callable
         Returns a JSON-serialisable result (checkpointed).
     jobs : list of (str, tuple)
+        Arguments that many jobs share may be wrapped in :class:`Shared` (one wrapper for all of them):
+        pickled once per run, unpickled once per worker; ``func`` receives the object itself.
     executor : None, int, "serial", concurrent.futures.Executor or dask.distributed.Client
         ``None``/``"serial"``/``1``: this process. An int ``n > 1``: this process and ``n − 1`` spawned
         worker processes (each with :func:`worker_setup`), closed at the end; this process starts on
@@ -273,6 +338,9 @@ def run_jobs(func, jobs, executor=None, checkpoint: CheckpointStore | None = Non
         ``{job key: group}``: jobs of one group (e.g. the datasets of one design, which share a compiled
         sampler) are kept on the worker that ran that group before (local pool and dask; see
         :func:`_schedule`). Results do not depend on it.
+    preload : sequence of str
+        Modules each new worker imports before its first job (local workers spawned for ``executor=n``;
+        a dask ``Client``'s workers); default :data:`DEFAULT_PRELOAD`.
     """
     results, todo = {}, []
     for key, args in jobs:
@@ -299,14 +367,14 @@ def run_jobs(func, jobs, executor=None, checkpoint: CheckpointStore | None = Non
     try:
         if executor in (None, "serial", 1):
             for key, args in todo:
-                _done(key, func(*args))
+                _done(key, func(*_unshared(args)))
         elif isinstance(executor, int) and not isinstance(executor, bool) or isinstance(executor, LocalPool):
             import cloudpickle
             from concurrent.futures import FIRST_COMPLETED, Future, wait
 
             # executor=n: this process is one of the n (it starts at once, imports and all done) and
             # n - 1 spawned workers join as they come up; a LocalPool of the caller's: its workers only
-            ex = local_pool(executor - 1) if isinstance(executor, int) else executor
+            ex = local_pool(executor - 1, preload=preload) if isinstance(executor, int) else executor
             here = isinstance(executor, int)
 
             def submit(i, key, args):
@@ -341,7 +409,7 @@ def run_jobs(func, jobs, executor=None, checkpoint: CheckpointStore | None = Non
             import cloudpickle
             from dask.distributed import wait as dask_wait
 
-            executor.run(_init_worker)
+            executor.run(_init_worker, tuple(preload))
             workers = sorted(executor.scheduler_info()["workers"])
             if not workers:
                 raise BayesidError("the dask Client has no workers; start the cluster's workers first")
