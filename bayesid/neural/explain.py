@@ -44,29 +44,63 @@ def saliency(estimator, data, quantities=None) -> np.ndarray:
     estimator : PointEstimator, NPE or Ensemble
     data : dict, TrainingSet or array
         Datasets (batched).
-    quantities : ndarray (k, d), optional
-        Linear functionals of the unconstrained estimate, ``q = Q @ theta_hat`` (e.g. directions);
-        default the identity (one saliency map per unconstrained parameter).
+    quantities : ndarray (k, d) or sequence of (ndarray (d,) or callable), optional
+        Functionals of the unconstrained estimate ``u``: a row ``c`` is the linear ``q = c·u`` (e.g. a
+        direction); a callable maps a torch tensor ``u`` of shape ``(n, d)`` to ``(n,)`` differentiably
+        (e.g. a subject's ``log k_s + log m_s = mu + exp(log tau)·z_s`` in a non-centred hierarchy).
+        Default the identity (one saliency map per unconstrained parameter).
 
     Returns
     -------
     ndarray, shape (k, n, *input_shape)
         ``d q_k(x_n) / d x_n``. NPE means are differentiated through 64 reparametrised draws with a
-        fixed seed.
+        fixed seed (a callable is applied to that mean).
     """
     x = estimator._x(data).clone().requires_grad_(True)
     d = len(estimator.unconstrained_names)
-    Q = np.eye(d) if quantities is None else np.atleast_2d(np.asarray(quantities, float))
-    Qt = torch.as_tensor(Q, dtype=torch.float32)
+    funcs = _quantity_functions(np.eye(d) if quantities is None else quantities, d)
     out = []
-    for k in range(Q.shape[0]):
+    for f in funcs:
         torch.manual_seed(0)
         if x.grad is not None:
             x.grad = None
         m = _mean_for_grad(estimator, x)
-        (m @ Qt[k]).sum().backward()
+        f(m).sum().backward()
         out.append(x.grad.detach().numpy().copy())
     return np.stack(out)
+
+
+def _quantity_functions(quantities, d) -> list:
+    """Each quantity (a row ``c`` of length ``d`` or a callable) as a function of a torch ``(n, d)`` tensor."""
+    if isinstance(quantities, np.ndarray) or not isinstance(quantities, (list, tuple)):
+        quantities = list(np.atleast_2d(np.asarray(quantities, float)))
+    funcs = []
+    for j, q in enumerate(quantities):
+        if callable(q):
+            funcs.append(q)
+            continue
+        c = np.asarray(q, float)
+        if c.shape != (d,):
+            raise ValueError(f"quantity {j} has shape {c.shape}; a linear quantity needs one coefficient per "
+                             f"unconstrained parameter ({d}), or pass a callable of the (n, {d}) estimate")
+        ct = torch.as_tensor(c, dtype=torch.float64)
+        funcs.append(lambda u, ct=ct: u @ ct.to(u.dtype))
+    return funcs
+
+
+def _evaluate(funcs, u) -> np.ndarray:
+    """``(n, k)`` values of the quantity functions at unconstrained points ``u`` (numpy ``(n, d)``), in
+    double precision (differences between two trainings' estimates are small against the values)."""
+    with torch.no_grad():
+        t = torch.as_tensor(np.asarray(u), dtype=torch.float64)
+        vals = []
+        for j, f in enumerate(funcs):
+            v = f(t)
+            if tuple(v.shape) != (t.shape[0],):
+                raise ValueError(f"quantity {j} returned shape {tuple(v.shape)}; a callable quantity must map an "
+                                 f"(n, d) tensor to (n,)")
+            vals.append(v.double().numpy())
+    return np.stack(vals, axis=1)
 
 
 def _mean_for_grad(estimator, x):
@@ -127,20 +161,34 @@ class InterventionStudy:
     def contrast(self, quantity_a, target_a, quantity_b, target_b) -> dict:
         """Paired contrast ``effect(a) − effect(b)`` over all repeats × interventions.
 
+        Parameters
+        ----------
+        quantity_a, quantity_b : str or list of str
+            A quantity, or several (e.g. the same quantity of every subject) whose effects are averaged
+            within each (repeat, intervention) pair before the contrast: the pairs, and hence ``n``, stay
+            the trainings, whatever the number of quantities pooled.
+        target_a, target_b : {"prediction", "explanation"}
+
         Returns
         -------
         dict
             ``mean``, ``lower``/``upper`` (Student-t 95 % CI), ``n`` (pairs), ``pvalue`` (one-sided
             t-test of mean > 0), ``ratio`` (mean effect a / mean effect b).
         """
+        import pandas as pd
+
         per = self.per_repeat
         key = ["repeat", "intervention"]
 
         def sel(q, t):
-            s = per[(per["quantity"] == q) & (per["target"] == t)].set_index(key)["effect"]
-            if s.empty:
-                raise KeyError(f"no effects for quantity {q!r} / target {t!r}")
-            return s
+            qs = [q] if isinstance(q, str) else list(q)
+            parts = []
+            for one in qs:
+                s = per[(per["quantity"] == one) & (per["target"] == t)].set_index(key)["effect"]
+                if s.empty:
+                    raise KeyError(f"no effects for quantity {one!r} / target {t!r}")
+                parts.append(s)
+            return parts[0] if len(parts) == 1 else pd.concat(parts, axis=1).mean(axis=1, skipna=False)
 
         a, b = sel(quantity_a, target_a), sel(quantity_b, target_b)
         diff = (a - b.reindex(a.index)).dropna().to_numpy()
@@ -196,9 +244,12 @@ def intervention_study(spec, estimator="point", design=None, quantities=None, ve
     estimator : {"point", "npe"}
         Estimator trained in every run.
     design : str, optional
-    quantities : dict of str -> ndarray (d,), optional
-        Named linear functionals of the unconstrained estimate (e.g. whitened directions mapped back,
-        or unit vectors for single parameters). Default: one per unconstrained parameter.
+    quantities : dict of str -> ndarray (d,) or callable, optional
+        Named functionals of the unconstrained estimate: linear ones as coefficient vectors (e.g.
+        whitened directions mapped back, or unit vectors for single parameters), others as callables of
+        the torch ``(n, d)`` estimate returning ``(n,)`` (see :func:`saliency`). Default: one per
+        unconstrained parameter. The prediction effect is scaled by each quantity's prior sd, estimated
+        from the ``2 · n_simulations`` prior draws of the training pool.
     verdicts : dict of str -> str, optional
         Verdict shown beside each quantity (e.g. "not identified").
     interventions : dict of str -> dict, optional
@@ -243,22 +294,23 @@ def intervention_study(spec, estimator="point", design=None, quantities=None, ve
     d = len(names)
     if quantities is None:
         quantities = {n: np.eye(d)[j] for j, n in enumerate(names)}
-    Q = np.stack([np.asarray(v, float) for v in quantities.values()])
     qnames = list(quantities)
+    funcs = _quantity_functions(list(quantities.values()), d)
     verdicts = verdicts or {}
-    prior_cov = np.cov(test.theta_unc, rowvar=False).reshape(d, d)
     big = simulate_training_set(spec, n_simulations * 2, design=design, priors=priors,
                                 random_seed=ss.spawn(1)[0])
-    q_sd = np.sqrt(np.einsum("kd,de,ke->k", Q, np.cov(big.theta_unc, rowvar=False).reshape(d, d), Q))
-    del prior_cov
+    q_sd = _evaluate(funcs, big.theta_unc).std(axis=0, ddof=1)  # prior sd of each quantity
+    if not np.all(q_sd > 0):
+        bad = [q for q, s in zip(qnames, q_sd) if not s > 0]
+        raise ValueError(f"quantities {bad} do not vary under the prior; their prediction effect has no scale")
 
     def run(cfg, n_sims, seed, sim_rows):
         cfg = dict(cfg)
         cfg.setdefault("random_seed", seed)
         est = Est(**cfg)
         est.fit(big.subset(sim_rows[:n_sims]))
-        pred = est.predict_unconstrained(test) @ Q.T  # (n_test, k)
-        sal = saliency(est, test, Q)  # (k, n_test, ...)
+        pred = _evaluate(funcs, est.predict_unconstrained(test))  # (n_test, k)
+        sal = saliency(est, test, funcs)  # (k, n_test, ...)
         return pred, sal.reshape(sal.shape[0], sal.shape[1], -1)
 
     rows = []
