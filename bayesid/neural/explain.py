@@ -158,22 +158,14 @@ class InterventionStudy:
                            f"{sorted(e['quantity'].unique())}")
         return float(e.loc[sel, "ate"].mean())
 
-    def contrast(self, quantity_a, target_a, quantity_b, target_b) -> dict:
-        """Paired contrast ``effect(a) − effect(b)`` over all repeats × interventions.
-
-        Parameters
-        ----------
-        quantity_a, quantity_b : str or list of str
-            A quantity, or several (e.g. the same quantity of every subject) whose effects are averaged
-            within each (repeat, intervention) pair before the contrast: the pairs, and hence ``n``, stay
-            the trainings, whatever the number of quantities pooled.
-        target_a, target_b : {"prediction", "explanation"}
+    def paired_differences(self, quantity_a, target_a, quantity_b, target_b):
+        """``effect(a) − effect(b)`` of every (repeat, intervention) pair (see :meth:`contrast`).
 
         Returns
         -------
-        dict
-            ``mean``, ``lower``/``upper`` (Student-t 95 % CI), ``n`` (pairs), ``pvalue`` (one-sided
-            t-test of mean > 0), ``ratio`` (mean effect a / mean effect b).
+        diff : ndarray (n,)
+        a, b : pandas.Series
+            The two effects, indexed by (repeat, intervention).
         """
         import pandas as pd
 
@@ -191,13 +183,61 @@ class InterventionStudy:
             return parts[0] if len(parts) == 1 else pd.concat(parts, axis=1).mean(axis=1, skipna=False)
 
         a, b = sel(quantity_a, target_a), sel(quantity_b, target_b)
-        diff = (a - b.reindex(a.index)).dropna().to_numpy()
+        missing = a.index.difference(b.index).union(b.index.difference(a.index))
+        if len(missing):
+            raise KeyError(f"(repeat, intervention) pairs {list(missing)} lack one of the two effects")
+        diff = (a - b.reindex(a.index)).to_numpy()
+        if not np.all(np.isfinite(diff)):
+            raise ValueError(f"non-finite effects in the contrast {quantity_a!r} / {quantity_b!r}")
+        return diff, a, b
+
+    def contrast(self, quantity_a, target_a, quantity_b, target_b) -> dict:
+        """Paired contrast ``effect(a) − effect(b)`` over all repeats × interventions.
+
+        Parameters
+        ----------
+        quantity_a, quantity_b : str or list of str
+            A quantity, or several (e.g. the same quantity of every subject) whose effects are averaged
+            within each (repeat, intervention) pair before the contrast: the pairs, and hence ``n``, stay
+            the trainings, whatever the number of quantities pooled.
+        target_a, target_b : {"prediction", "explanation"}
+
+        Returns
+        -------
+        dict
+            ``mean``, ``lower``/``upper`` (Student-t 95 % CI), ``n`` (pairs), ``pvalue`` (one-sided
+            t-test of mean > 0), ``ratio`` (mean effect a / mean effect b).
+        """
+        diff, a, b = self.paired_differences(quantity_a, target_a, quantity_b, target_b)
         n = len(diff)
         m, sd = float(diff.mean()), float(diff.std(ddof=1))
         h = float(stats.t.ppf(0.975, n - 1) * sd / np.sqrt(n))
         p = float(stats.t.sf(m / (sd / np.sqrt(n)), n - 1)) if sd > 0 else float(m <= 0)
         return {"mean": m, "lower": m - h, "upper": m + h, "n": n, "pvalue": p,
                 "ratio": float(a.mean() / b.mean()) if b.mean() != 0 else np.inf}
+
+    def contrast_difference(self, other, quantity_a, target_a, quantity_b, target_b) -> dict:
+        """How much larger the contrast ``effect(a) − effect(b)`` is in this study than in ``other``.
+
+        For a negative control by design: the same contrast in a study where the cause is removed (e.g.
+        force plates, which identify what the accelerometer leaves on a ridge) must be smaller. The two
+        studies' trainings see different data, so the test is unpaired: Welch's t on the two sets of
+        paired differences (Welch–Satterthwaite degrees of freedom).
+
+        Returns
+        -------
+        dict
+            ``mean`` (difference of the mean contrasts), ``lower``/``upper`` (95 % CI), ``df``, ``n``
+            (pairs in this study and in ``other``), ``pvalue`` (one-sided, difference > 0).
+        """
+        d1 = self.paired_differences(quantity_a, target_a, quantity_b, target_b)[0]
+        d2 = other.paired_differences(quantity_a, target_a, quantity_b, target_b)[0]
+        v1, v2 = d1.var(ddof=1) / len(d1), d2.var(ddof=1) / len(d2)
+        m, se = float(d1.mean() - d2.mean()), float(np.sqrt(v1 + v2))
+        df = float((v1 + v2) ** 2 / (v1 ** 2 / (len(d1) - 1) + v2 ** 2 / (len(d2) - 1))) if se > 0 else np.inf
+        h = float(stats.t.ppf(0.975, df) * se)
+        p = float(stats.t.sf(m / se, df)) if se > 0 else float(m <= 0)
+        return {"mean": m, "lower": m - h, "upper": m + h, "df": df, "n": (len(d1), len(d2)), "pvalue": p}
 
     def to_html(self, figures=True) -> str:
         """HTML fragment: ATE table and (optionally) the bar chart (rendered by :mod:`bayesid.report`)."""
