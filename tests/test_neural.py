@@ -248,3 +248,67 @@ def test_npe_reaches_sbibm_level_against_the_exact_posterior_of_identified_toy()
         acc_bad.append(c2st(bad.sample({"y": y}, 2000, random_seed=i)[0], ref, random_seed=i).accuracy)
     assert np.mean(acc_good) <= 0.55, acc_good
     assert np.mean(acc_bad) > 0.55, acc_bad
+
+
+# ------------------------------------------------------------------ periodic records: cycle features
+def test_cycle_crossings_of_a_sine_are_the_known_times_and_noise_is_not_periodic():
+    """sin(2π t / P + φ) crosses its mean upwards at t = (k − φ/2π) P (samples): the interpolated crossing
+    times agree to the linear-interpolation error (≤ (π/P)²/6 · P/π samples ≈ 3·10⁻³ for P = 40), the cycle
+    length is P and half of each cycle lies above the mean. Negative controls: white noise and a random
+    walk are not periodic (``cycle_options`` → None), so ``summary="auto"`` keeps the CNN for them."""
+    from bayesid.neural.networks import CycleFeatures, _level_crossings, cycle_options
+
+    P, T = 40.0, 600
+    rng = np.random.default_rng(0)
+    phi = rng.uniform(0, 2 * np.pi, 50)
+    t = np.arange(T)
+    x = np.sin(2 * np.pi * t[None] / P + phi[:, None])
+    ups, downs, fu, fd = _level_crossings(torch.tensor(x), 0.0, 0.5, 12)
+    assert bool(fu.all()) and bool(fd.all())
+    k0 = np.ceil(phi / (2 * np.pi) + 1e-9)  # the first up-crossing after t = 0 (none counted at t = 0)
+    want = (k0[:, None] + np.arange(12)[None] - phi[:, None] / (2 * np.pi)) * P
+    np.testing.assert_allclose(ups.numpy(), want, atol=5e-3)
+    np.testing.assert_allclose((downs - ups).numpy(), P / 2, atol=1e-2)
+    opts = cycle_options(x[:, None, :] * 3.0 + 1.0)
+    assert opts is not None and opts["channel"] == 0 and abs(opts["period"] - P) < 0.05
+    assert opts["n_cycles"] == 13
+    feats = CycleFeatures(1, T, opts)(torch.tensor(x[:, None, :] * 3.0 + 1.0, dtype=torch.float32))
+    assert feats.shape == (50, feats.shape[1]) and bool(torch.isfinite(feats).all())
+    assert cycle_options(rng.standard_normal((500, 2, T))) is None
+    assert cycle_options(np.cumsum(rng.standard_normal((500, 1, T)), axis=-1)) is None
+
+
+def test_point_estimator_on_periodic_records_recovers_the_frequency_not_the_unused_parameter(tmp_path):
+    """A plain PyMC model y(t) = sin(2π f t) + 0.1 ε over 12 cycles, log f ~ N(log 2, 0.1), and c ~ N(0, 1)
+    that the data never see. Known answer: the posterior sd of log f is ~10⁻⁴ (Fisher information
+    (2πf)² Σt² / 2σ²), so the Bayes error ratio is ~10⁻⁶; that of c is exactly 1 (its posterior is its prior).
+    ``summary="auto"`` picks the cycle features (the records are periodic); the network must get log f to an
+    error ratio ≤ 0.05 (the issue's ≤ 0.2 goal, tighter for this easier problem) and must not claim c:
+    its ratio ≥ 1 − 4 SE (SE = √(2/n)), at most 1.3 (overfitting a noise target). Save/load keeps the cycle
+    configuration (identical predictions) and saliency gradients stay finite."""
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    from bayesid.neural.explain import saliency
+
+    t = np.arange(600) * 0.01
+    with pm.Model() as model:
+        logf = pm.Normal("logf", np.log(2.0), 0.1)
+        pm.Normal("c", 0.0, 1.0)
+        pm.Normal("y", pt.sin(2 * np.pi * pt.exp(logf) * t), 0.1, observed=np.zeros_like(t))
+    ts = simulate_training_set(model, 4000, random_seed=0)
+    test = simulate_training_set(model, 1000, random_seed=1)
+    est = PointEstimator(epochs=15, width=16, random_seed=0).fit(ts)
+    assert est.meta["summary_kind"] == "cycles"
+    names = est.unconstrained_names
+    u, ut = est.predict_unconstrained(test), test.theta_unc
+    ratio = dict(zip(names, ((u - ut) ** 2).mean(0) / ut.var(0)))
+    se = np.sqrt(2 / len(test))
+    assert ratio["logf"] <= 0.05, ratio
+    assert 1 - 4 * se <= ratio["c"] <= 1.3, ratio
+    est2 = load(est.save(tmp_path / "cyc.pt"))
+    np.testing.assert_allclose(est2.predict_unconstrained(test), u, rtol=1e-5, atol=1e-6)
+    g = saliency(est, test.subset(np.arange(3)))
+    assert np.isfinite(g).all()
+    with pytest.raises(Exception, match="periodic"):
+        PointEstimator(summary="cycles", epochs=1).fit(simulate_training_set("toy.scale", 200, random_seed=0))

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .networks import MLP, LinearAdjustment, build_summary, choose_summary, input_moments
+from .networks import MLP, LinearAdjustment, build_summary, choose_summary, cycle_options, input_moments
 from .simulation import TrainingSet, seed_int, seed_sequence, simulate_training_set, stack_data
 
 __all__ = ["NeuralEstimator", "PointEstimator", "NPE", "Ensemble", "load", "training_fingerprint",
@@ -29,9 +29,11 @@ class NeuralEstimator:
 
     Parameters
     ----------
-    summary : {"auto", "mlp", "conv1d", "iid"}
-        Summary network. ``"auto"`` picks an MLP for up to 512 input numbers and a 1-D CNN for longer
-        time series; ``"iid"`` is a permutation-invariant network for exchangeable observations.
+    summary : {"auto", "mlp", "conv1d", "cycles", "iid"}
+        Summary network. ``"auto"`` picks an MLP for up to 512 input numbers; for longer time series,
+        :class:`~bayesid.neural.networks.CycleSummary` (fixed features read in the cycles' own time, then
+        an MLP) when the training records are periodic (:func:`~bayesid.neural.networks.cycle_options`),
+        else a 1-D CNN; ``"iid"`` is a permutation-invariant network for exchangeable observations.
     width, depth : int
         Hidden units and hidden layers of the networks.
     summary_dim : int, optional
@@ -85,7 +87,7 @@ class NeuralEstimator:
     def _build(self, layout, d, x_mean, x_sd):
         raise NotImplementedError
 
-    def _loss(self, x, y):
+    def _loss(self, x, y, features=False):
         raise NotImplementedError
 
     @property
@@ -144,11 +146,22 @@ class NeuralEstimator:
         n, d = y_all.shape
         layout = training_set.layout
         kind = choose_summary(layout, cfg["summary"])
+        options = None
+        if kind == "cycles" or (kind == "conv1d" and cfg["summary"] == "auto"):
+            options = cycle_options(x_all)  # periodic records: timing-invariant fixed features
+            if options is not None:
+                kind = "cycles"
+            elif kind == "cycles":
+                from bayesid.errors import BadInputError
+
+                raise BadInputError("summary='cycles' needs periodic records (at least 4 regular cycles in 99 % of "
+                                    "the simulations, see bayesid.neural.networks.cycle_options); use "
+                                    "summary='conv1d' or 'auto' for these data")
         x_mean, x_sd = input_moments(x_all, kind)
         y_mean = y_all.mean(0)
         y_sd = y_all.std(0)
         y_sd = np.where(y_sd > 1e-8, y_sd, 1.0).astype(np.float32)
-        self.meta = dict(layout=layout, summary_kind=kind, transform=training_set.transform,
+        self.meta = dict(layout=layout, summary_kind=kind, summary_options=options, transform=training_set.transform,
                          model=training_set.model, design=training_set.design,
                          y_mean=y_mean.astype(np.float32), y_sd=y_sd, n_train=int(n),
                          prior_cov_unc=np.cov(y_all, rowvar=False).reshape(d, d), seed_used=seed)
@@ -162,12 +175,20 @@ class NeuralEstimator:
             raise ValueError(f"{n} simulations leave nothing to train on with val_fraction={cfg['val_fraction']}")
         val_idx, tr_idx = perm[:n_val], perm[n_val:]
         rows = tr_idx[torch.randperm(len(tr_idx), generator=gen)[:cfg["max_adjust_rows"]]]
-        if hasattr(self.net.summary, "fit_features"):  # data-dependent fixed features, training rows only
-            self.net.summary.fit_features(xs[rows])
+        # a summary whose learnt part reads only its fixed features: compute them once, train on them
+        cached = bool(getattr(self.net.summary, "features_cacheable", False))
+        if cached:
+            with torch.no_grad():
+                inputs = torch.cat([self.net.summary.linear_features(xs[i:i + 4096]) for i in range(0, n, 4096)])
+            self.net.summary.fit_features(features=inputs[tr_idx])
+        else:
+            inputs = xs
+            if hasattr(self.net.summary, "fit_features"):  # data-dependent fixed features, training rows only
+                self.net.summary.fit_features(xs[rows])
         if cfg["linear_adjust"]:  # regression on training rows only (the validation rows stay unseen)
             with torch.no_grad():
-                feats = torch.cat([self.net.summary.linear_features(xs[rows[i:i + 4096]])
-                                   for i in range(0, len(rows), 4096)]).numpy()
+                feats = inputs[rows].numpy() if cached else torch.cat(
+                    [self.net.summary.linear_features(xs[rows[i:i + 4096]]) for i in range(0, len(rows), 4096)]).numpy()
             self.net.adjust.fit(feats, ys[rows].numpy(), n_scale_features=self.net.summary.n_scale_features)
             self.meta["scale_model"] = list(self.net.adjust.scale_model)
         opt = torch.optim.AdamW(self.net.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
@@ -191,7 +212,7 @@ class NeuralEstimator:
             tot, cnt = 0.0, 0
             for i in range(0, len(order), cfg["batch_size"]):
                 b = order[i:i + cfg["batch_size"]]
-                loss = self._loss(xs[b], ys[b])
+                loss = self._loss(inputs[b], ys[b], features=cached)
                 opt.zero_grad()
                 loss.backward()
                 nn.utils.clip_grad_norm_(self.net.parameters(), 5.0)
@@ -199,7 +220,7 @@ class NeuralEstimator:
                 sched.step()
                 tot += float(loss.detach()) * len(b)
                 cnt += len(b)
-            val = self._evaluate(xs[val_idx], ys[val_idx]) if n_val else np.nan
+            val = self._evaluate(inputs[val_idx], ys[val_idx], features=cached) if n_val else np.nan
             hist["epoch"].append(epoch + 1)
             hist["train_loss"].append(tot / cnt)
             hist["val_loss"].append(val)
@@ -221,11 +242,11 @@ class NeuralEstimator:
         return self
 
     @torch.no_grad()
-    def _evaluate(self, x, y, batch=4096):
+    def _evaluate(self, x, y, batch=4096, features=False):
         self.net.eval()
         tot = 0.0
         for i in range(0, len(x), batch):
-            tot += float(self._loss(x[i:i + batch], y[i:i + batch])) * len(x[i:i + batch])
+            tot += float(self._loss(x[i:i + batch], y[i:i + batch], features=features)) * len(x[i:i + batch])
         return tot / max(len(x), 1)
 
     def converged(self, window=5, rtol=0.01) -> bool:
@@ -344,11 +365,12 @@ class PointEstimator(NeuralEstimator):
     def _build(self, layout, d, x_mean, x_sd):
         c = self.config
         sdim = c["summary_dim"] or max(8, 4 * d)
-        summ = build_summary(self.meta["summary_kind"], layout, sdim, c["width"], c["depth"], x_mean, x_sd)
+        summ = build_summary(self.meta["summary_kind"], layout, sdim, c["width"], c["depth"], x_mean, x_sd,
+                             options=self.meta.get("summary_options"))
         return _PointNet(summ, nn.Sequential(nn.GELU(), MLP(sdim, d, c["width"], 1)), _adjustment(summ, layout, d))
 
-    def _loss(self, x, y):
-        res, shift, scale = self.net(x)
+    def _loss(self, x, y, features=False):
+        res, shift, scale = self.net(x, features=features)
         return ((res - (y - shift) / scale) ** 2).mean()
 
     def mean_tensor(self, x):
@@ -363,6 +385,12 @@ def _adjustment(summary, layout, d):
     return LinearAdjustment(n_feat, d)
 
 
+def _summarise(summary, x, f):
+    """The learnt summary of data ``x`` whose fixed features are ``f`` (computed once where the summary
+    reads only those)."""
+    return summary.forward_features(f) if hasattr(summary, "forward_features") else summary(x)
+
+
 class _PointNet(nn.Module):
     """Summary → head gives the standardised residual of the linear adjustment; returns it with the shift."""
 
@@ -370,9 +398,10 @@ class _PointNet(nn.Module):
         super().__init__()
         self.summary, self.head, self.adjust = summary, head, adjust
 
-    def forward(self, x):
-        f = self.summary.linear_features(x)
-        return self.head(self.summary(x)), self.adjust.shift(f), self.adjust.scale(f)
+    def forward(self, x, features=False):
+        """``x``: the data, or (``features=True``) the summary's fixed features of the data."""
+        f = x if features else self.summary.linear_features(x)
+        return self.head(_summarise(self.summary, x, f)), self.adjust.shift(f), self.adjust.scale(f)
 
 
 class _FlowNet(nn.Module):
@@ -384,11 +413,11 @@ class _FlowNet(nn.Module):
         self.flow = flow
         self.adjust = adjust
 
-    def forward(self, x):
+    def forward(self, x, features=False):
         from torch.distributions import AffineTransform, TransformedDistribution
 
-        f = self.summary.linear_features(x)
-        return TransformedDistribution(self.flow(self.summary(x)),
+        f = x if features else self.summary.linear_features(x)
+        return TransformedDistribution(self.flow(_summarise(self.summary, x, f)),
                                        [AffineTransform(self.adjust.shift(f), self.adjust.scale(f), event_dim=1)])
 
 
@@ -423,13 +452,14 @@ class NPE(NeuralEstimator):
 
         c = self.config
         sdim = c["summary_dim"] or max(8, 4 * d)
-        summ = build_summary(self.meta["summary_kind"], layout, sdim, c["width"], c["depth"], x_mean, x_sd)
+        summ = build_summary(self.meta["summary_kind"], layout, sdim, c["width"], c["depth"], x_mean, x_sd,
+                             options=self.meta.get("summary_options"))
         Flow = zuko.flows.NSF if c["flow"] == "nsf" else zuko.flows.MAF
         flow = Flow(features=d, context=sdim, transforms=c["transforms"], hidden_features=[c["width"]] * 2)
         return _FlowNet(summ, flow, _adjustment(summ, layout, d))
 
-    def _loss(self, x, y):
-        return -self.net(x).log_prob(y).mean()
+    def _loss(self, x, y, features=False):
+        return -self.net(x, features=features).log_prob(y).mean()
 
     def sample_tensor(self, x, n_samples, generator_seed=None):
         """Differentiable posterior samples ``(n_samples, n, d)`` (unconstrained) for input tensor x."""

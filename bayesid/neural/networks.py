@@ -9,9 +9,9 @@ import torch
 from torch import nn
 
 __all__ = ["Standardize", "MLP", "MLPSummary", "Conv1dSummary", "IIDSummary", "LinearAdjustment", "EnergyFeatures",
-           "build_summary", "SUMMARIES"]
+           "CycleFeatures", "CycleSummary", "cycle_options", "build_summary", "SUMMARIES"]
 
-SUMMARIES = ("auto", "mlp", "conv1d", "iid")
+SUMMARIES = ("auto", "mlp", "conv1d", "iid", "cycles")
 MLP_MAX_FEATURES = 512  # "auto" uses an MLP up to this many input numbers, a CNN for longer sequences
 
 
@@ -232,6 +232,217 @@ class Conv1dSummary(nn.Module):
         return self.head(torch.cat([h.mean(-1), h.amax(-1), moment_features(z), self.energy(_pool_flat(z))], dim=1))
 
 
+def _level_crossings(s, level, hyst, n_events, after=None):
+    """The first ``n_events`` up- and down-crossings of ``level`` by each row of ``s`` (n, T), as
+    fractional sample indices (linear interpolation between the two samples either side, so they are
+    differentiable in those samples), with hysteresis: a crossing counts once the signal has gone
+    beyond ``level ± hyst``, so noise near the level does not make extra events. Down-crossings are
+    those after the first up-crossing. Missing events (a record with fewer) are False in ``found``.
+
+    Returns ``(ups, downs, found_up, found_down)``, each (n, n_events)."""
+    n, t_len = s.shape
+    idx = torch.arange(t_len).expand(n, t_len)
+    neg = torch.full_like(idx, -1)
+    last_hi = torch.cummax(torch.where(s > level + hyst, idx, neg), 1).values
+    last_lo = torch.cummax(torch.where(s < level - hyst, idx, neg), 1).values
+    above = last_hi > last_lo
+    up = torch.zeros_like(above)
+    dn = torch.zeros_like(above)
+    up[:, 1:] = above[:, 1:] & ~above[:, :-1]
+    dn[:, 1:] = ~above[:, 1:] & above[:, :-1]
+    last_le = torch.cummax(torch.where(s <= level, idx, neg), 1).values
+    last_ge = torch.cummax(torch.where(s >= level, idx, neg), 1).values
+    up &= last_le >= 0  # the level was crossed inside the record, not before it began
+    dn &= last_ge >= 0
+    first_up = torch.where(up.any(1), up.int().argmax(1), torch.full((n,), t_len))
+    dn &= idx > first_up[:, None]
+    last_le, last_ge = last_le.clamp(0, t_len - 2), last_ge.clamp(0, t_len - 2)
+    out = []
+    for ev, last, sign in ((up, last_le, 1.0), (dn, last_ge, -1.0)):
+        order = torch.argsort((~ev).int(), dim=1, stable=True)[:, :n_events]  # event positions first, in time order
+        found = torch.arange(n_events)[None, :] < ev.sum(1, keepdim=True)
+        k = torch.gather(last, 1, order)
+        a, b = torch.gather(s, 1, k), torch.gather(s, 1, k + 1)
+        den = b - a
+        frac = ((level - a) / torch.where(sign * den > 1e-12, den, torch.full_like(den, sign))).clamp(0.0, 1.0)
+        out.append((k.to(s.dtype) + frac, found))
+    return out[0][0], out[1][0], out[0][1], out[1][1]
+
+
+def _fill_missing(times, found, period):
+    """Missing event times continued from the last one found, one ``period`` (samples) apart."""
+    n, m = times.shape
+    j = torch.arange(m, dtype=times.dtype).expand(n, m)
+    n_found = found.sum(1)
+    last = (n_found - 1).clamp(min=0)
+    t_last = torch.gather(times, 1, last[:, None])
+    t_last = torch.where(n_found[:, None] > 0, t_last, torch.full_like(t_last, -period))
+    fill = t_last + (j - last[:, None].to(times.dtype)) * period
+    return torch.where(found, times, fill)
+
+
+def _interp(x, tq):
+    """Linear interpolation of every channel of ``x`` (n, C, T) at fractional sample times ``tq`` (n, Q),
+    clamped to the record: (n, C, Q)."""
+    t_len = x.shape[-1]
+    tq = tq.clamp(0.0, t_len - 1.0 - 1e-4)
+    i = torch.floor(tq).long()
+    f = (tq - i.to(tq.dtype))[:, None, :]
+    ii = i[:, None, :].expand(-1, x.shape[1], -1)
+    return torch.gather(x, 2, ii) * (1 - f) + torch.gather(x, 2, ii + 1) * f
+
+
+CYCLE_PHASES = 12  # samples per cycle of the phase-resampled waveforms of :class:`CycleFeatures`
+CYCLE_MAX = 16  # cycles used at most
+
+
+def cycle_options(x, max_rows: int = 4000):
+    """Decide whether sequences ``x`` (n, C, T) (raw training inputs) are periodic records, and on which
+    channel to time their cycles: the configuration of :class:`CycleFeatures`, or None.
+
+    A channel qualifies when, crossing the level ``mean + sd/2`` of its training values (hysteresis
+    ``sd/5``), at least 99 % of the records show 4 or more cycles whose lengths vary by less than 25 %
+    (coefficient of variation, median over records); among those the most regular channel is used.
+    The number of cycles ``K`` is what 99 % of the records have (at most :data:`CYCLE_MAX`); ``period``
+    is the median cycle length in samples.
+    """
+    x = torch.as_tensor(x[:max_rows]).float()
+    best = None
+    for c in range(x.shape[1]):
+        s = x[:, c]
+        mu, sd = float(s.mean()), float(s.std())
+        if not sd > 0:
+            continue
+        level, hyst = mu + 0.5 * sd, 0.2 * sd
+        ups, _, found, _ = _level_crossings(s, level, hyst, CYCLE_MAX + 1)
+        count = found.sum(1).numpy()
+        q01 = int(np.quantile(count, 0.01))
+        if q01 < 4:
+            continue
+        iv = torch.diff(ups, dim=1).numpy()
+        ok = found[:, 1:].numpy()
+        cv = [iv[i, ok[i]].std() / iv[i, ok[i]].mean() for i in range(len(iv)) if ok[i].sum() >= 2]
+        cv = float(np.median(cv))
+        if cv >= 0.25:
+            continue
+        period = float(np.median(iv[ok]))
+        if best is None or cv < best["cv"]:
+            best = dict(channel=c, mean=mu, level=level, hyst=hyst, n_cycles=min(q01, CYCLE_MAX + 1) - 1, period=period,
+                        cv=cv)
+    if best is None:
+        return None
+    best.pop("cv")
+    return best
+
+
+class CycleFeatures(nn.Module):
+    """Timing-invariant features of a periodic record (a walk, a heartbeat): cycles are timed by the
+    level crossings of one channel, then every channel is read in the cycles' own time.
+
+    For ``K`` cycles (from :func:`cycle_options`): the up- and down-crossing times of the levels ``mean``
+    and ``mean + sd/2`` of the timing channel; the cycle lengths and the times spent above the level;
+    windows of every channel around each up- and down-crossing at one-sample spacing (spanning
+    −0.27 … +0.1 cycle and −0.1 … +0.27 cycle), averaged over the cycles and for the first cycle; each
+    cycle resampled at :data:`CYCLE_PHASES` phases; and the part of the record before the first cycle
+    resampled likewise.
+
+    Why: in a periodic record whose step length depends on the parameters, the value at a fixed time
+    late in the record is an oscillating function of those parameters (the phase drifts), which a
+    regression does not invert; times of events and waveforms in the cycle's own time are smooth
+    functions of the parameters. In a hybrid system (a spring-mass walker) the parameters that set
+    contact geometry (leg length) show mostly as slope breaks at touchdown and lift-off; the
+    one-sample windows around the crossings keep those. Everything is differentiable in the record
+    (interpolated crossing times and values), so saliency maps still work; only which sample pair
+    a crossing falls between is discrete.
+    """
+
+    def __init__(self, channels: int, length: int, options: dict):
+        super().__init__()
+        self.options = dict(options)
+        self.channels, self.length = int(channels), int(length)
+        self.c = int(options["channel"])
+        self.K = int(options["n_cycles"])
+        p = float(options["period"])
+        self.period = p
+        self.levels = (float(options["level"]), float(options["mean"]))
+        self.hyst = float(options["hyst"])
+        self.register_buffer("offs_up", torch.arange(-round(0.27 * p), round(0.1 * p) + 1, dtype=torch.float32))
+        self.register_buffer("offs_down", torch.arange(-round(0.1 * p), round(0.27 * p) + 1, dtype=torch.float32))
+        self.register_buffer("phases", torch.arange(CYCLE_PHASES, dtype=torch.float32) / CYCLE_PHASES)
+
+    @property
+    def n_out(self) -> int:
+        return self(torch.zeros(1, self.channels, self.length)).shape[1]
+
+    def forward(self, x):
+        n, K = x.shape[0], self.K
+        s = x[:, self.c]
+        feats, ups0, dns0 = [], None, None
+        for level in self.levels:
+            ups, dns, fu, fd = _level_crossings(s, level, self.hyst, K + 1)
+            ups, dns = _fill_missing(ups, fu, self.period), _fill_missing(dns, fd, self.period)
+            feats += [ups, dns, torch.diff(ups, dim=1), dns - ups]
+            if ups0 is None:
+                ups0, dns0 = ups, dns
+        q = self.offs_up.shape[0]
+        wu = _interp(x, (ups0[:, :K, None] + self.offs_up).reshape(n, -1)).reshape(n, -1, K, q)
+        q = self.offs_down.shape[0]
+        wd = _interp(x, (dns0[:, :K, None] + self.offs_down).reshape(n, -1)).reshape(n, -1, K, q)
+        feats += [wu.mean(2).flatten(1), wu[:, :, 0].flatten(1), wd.mean(2).flatten(1), wd[:, :, 0].flatten(1)]
+        span = (ups0[:, 1:K + 1] - ups0[:, :K])[:, :, None]
+        cyc = _interp(x, (ups0[:, :K, None] + self.phases * span).reshape(n, -1))
+        feats.append(cyc.flatten(1))
+        feats.append(_interp(x, self.phases[None, :] * ups0[:, :1]).flatten(1))
+        return torch.cat(feats, dim=1)
+
+
+class CycleSummary(nn.Module):
+    """Periodic sequences ``(n, C, T)`` → :class:`CycleFeatures` and :func:`moment_features` (fixed) →
+    standardised → MLP.
+
+    Its learnt part reads only the fixed features (``forward_features``), so training computes them once
+    per dataset and then trains an MLP: at 10⁵ records of 500 × 2 samples an epoch costs seconds on a
+    CPU, where a convolutional network costs minutes.
+    """
+
+    features_cacheable = True
+
+    def __init__(self, channels, length, out, width=64, depth=2, mean=None, sd=None, options=None):
+        super().__init__()
+        if options is None:
+            raise ValueError("CycleSummary needs the options of cycle_options(x) (the records are not periodic?)")
+        shape = (channels, 1)
+        self.norm = Standardize(np.zeros(shape) if mean is None else np.reshape(mean, shape),
+                                np.ones(shape) if sd is None else np.reshape(sd, shape))
+        self.cycles = CycleFeatures(channels, length, options)
+        n_feat = self.cycles.n_out + 3 * channels
+        self.n_scale_features = 3 * channels
+        self.feat_norm = Standardize(np.zeros(n_feat), np.ones(n_feat))
+        self.net = MLP(n_feat, out, width=width, depth=depth)
+
+    def linear_features(self, x):
+        """Fixed features: :class:`CycleFeatures` of the raw record, then the :func:`moment_features` of
+        the standardised record (the scale-type features, last)."""
+        return torch.cat([self.cycles(x), moment_features(self.norm(x))], dim=1)
+
+    @torch.no_grad()
+    def fit_features(self, x=None, features=None):
+        """Standardisation of the fixed features, from training inputs ``x`` or their ``features``."""
+        f = features if features is not None else torch.cat(
+            [self.linear_features(x[i:i + 4096]) for i in range(0, len(x), 4096)])
+        f = f.double()
+        sd = f.std(0)
+        self.feat_norm.mean.copy_(f.mean(0).float())
+        self.feat_norm.sd.copy_(torch.where(sd > 1e-8, sd, torch.ones_like(sd)).float())
+        return self
+
+    def forward_features(self, f):
+        return self.net(self.feat_norm(f))
+
+    def forward(self, x):
+        return self.forward_features(self.linear_features(x))
+
+
 class IIDSummary(nn.Module):
     """Exchangeable observations ``(n, F)`` (F scalars): per-observation embedding, pooled by mean and
     standard deviation (a Deep Set), together with the sample mean and sd of the raw values."""
@@ -382,8 +593,8 @@ def choose_summary(layout, summary="auto") -> str:
     if summary not in SUMMARIES:
         raise ValueError(f"summary must be one of {SUMMARIES}, got {summary!r}")
     if summary != "auto":
-        if summary == "conv1d" and not layout["sequence"]:
-            raise ValueError("summary='conv1d' needs sequence data (arrays of shape (T,) or (T, C)); "
+        if summary in ("conv1d", "cycles") and not layout["sequence"]:
+            raise ValueError(f"summary={summary!r} needs sequence data (arrays of shape (T,) or (T, C)); "
                              f"this design produces {layout['shapes']}")
         return summary
     if layout["n_features"] <= MLP_MAX_FEATURES or not layout["sequence"]:
@@ -393,7 +604,7 @@ def choose_summary(layout, summary="auto") -> str:
 
 def input_moments(x: np.ndarray, kind: str):
     """Standardisation constants of the network input ``x`` for summary ``kind``."""
-    if kind == "conv1d":
+    if kind in ("conv1d", "cycles"):
         mean = x.mean(axis=(0, 2))
         sd = x.std(axis=(0, 2))
     else:
@@ -403,8 +614,9 @@ def input_moments(x: np.ndarray, kind: str):
     return mean.astype(np.float32), sd.astype(np.float32)
 
 
-def build_summary(kind, layout, out, width, depth, mean=None, sd=None) -> nn.Module:
-    """Instantiate the summary network ``kind`` for data of ``layout``."""
+def build_summary(kind, layout, out, width, depth, mean=None, sd=None, options=None) -> nn.Module:
+    """Instantiate the summary network ``kind`` for data of ``layout`` (``options``: those of
+    :func:`cycle_options` for ``"cycles"``)."""
     if kind == "mlp":
         return MLPSummary(layout["n_features"], out, width, depth, mean, sd,
                           channels=layout["channels"] if layout["sequence"] else 0)
@@ -413,4 +625,7 @@ def build_summary(kind, layout, out, width, depth, mean=None, sd=None) -> nn.Mod
                              depth=max(2, depth + 1), mean=mean, sd=sd)
     if kind == "iid":
         return IIDSummary(layout["n_features"], out, max(16, width // 2), depth, mean, sd)
+    if kind == "cycles":
+        return CycleSummary(layout["channels"], layout["length"], out, width=4 * width, depth=depth + 1, mean=mean,
+                            sd=sd, options=options)
     raise ValueError(kind)
