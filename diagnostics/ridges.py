@@ -296,12 +296,18 @@ def local_null_spaces(local_whitened, chol, lambda_tol: float = 0.25, lambda_ide
     lambda_identified : float
         From it a direction is identified (ratio ≤ 0.5, the ``identified`` threshold).
     """
-    from .preposterior import _one_blas_thread, cached_eigh
+    from .preposterior import _map_blocks, _n_threads, cached_eigh
 
     W = np.asarray(local_whitened, float)
     lam, vec = cached_eigh(W)  # the Fisher module's decomposition of these very matrices, if it has one
-    with _one_blas_thread():  # batched small products: 4x faster than on oversubscribed cores
-        proj = (chol[None] @ vec) ** 2  # (S, d, d): parameter i, direction k
+    S = W.shape[0]
+    proj = np.empty_like(vec)  # (S, d, d): parameter i, direction k
+
+    def _project(a, b):  # batched small products, one BLAS thread per core
+        proj[a:b] = (chol[None] @ vec[a:b]) ** 2
+
+    nt = _n_threads(S, min_items=4)
+    _map_blocks(_project, S, -(-S // nt) if S else 1, nt)
     proj /= proj.sum(axis=2, keepdims=True)
     null = lam < lambda_tol
     ident = lam >= lambda_identified
