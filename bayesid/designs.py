@@ -754,9 +754,10 @@ class _CompiledNuts:
             nuts["maxdepth"] = nuts.pop("max_treedepth")
         self.nuts = {"adaptation": choose_adaptation(self.fitted, settings.get("adaptation", "auto")), **nuts,
                      "target_accept": float(settings.get("target_accept", 0.8))}
-        self.compiled = nutpie.compile_pymc_model(
-            self.fitted, backend="numba", var_names=[rv.name for rv in self.fitted.free_RVs],
-            **dict(settings.get("compile_kwargs") or {}))
+        # var_names=[]: the trace keeps only the value variables (all the summary reads), so nutpie's
+        # second compiled function (the constrained values of every draw) is the identity
+        self.compiled = nutpie.compile_pymc_model(self.fitted, backend="numba", var_names=[],
+                                                  **dict(settings.get("compile_kwargs") or {}))
         self.data_names = {v.name for v in self.compiled.shared_var_keys}
 
     def sample(self, data: dict, values: dict, seed: int, layout):

@@ -43,11 +43,47 @@ class CheckpointError(BayesidError):
     """A checkpoint store that belongs to another comparison, or a corrupt checkpoint file."""
 
 
+_SLOT_LOCK = None  # the open, locked file that makes this process the owner of its compile directory
+
+
+def _own_compile_dir(root: Path) -> Path:
+    """A compile directory under ``root`` that no other live process uses: the first of
+    ``bayesid-pytensor-worker<k>`` whose lock this process gets (an exclusive ``flock``, held until the
+    process ends, even if it is killed). A later worker reuses a finished one's directory, and with it
+    PyTensor's caches of compiled C modules and numba functions (a fresh directory per process made
+    every worker recompile them all: a fresh worker's first sampler compile took 19.5 s against 11 s in
+    a process with warm caches, under load). Where ``flock`` is unavailable: one directory per process
+    id, as before."""
+    global _SLOT_LOCK
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        return root / f"bayesid-pytensor-{os.getpid()}"
+    for k in range(1024):
+        d = root / f"bayesid-pytensor-worker{k}"
+        d.mkdir(parents=True, exist_ok=True)
+        f = open(d / ".owner.lock", "a")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.close()
+            continue
+        _SLOT_LOCK = f
+        return d
+    return root / f"bayesid-pytensor-{os.getpid()}"  # pragma: no cover - 1024 live workers
+
+
 def worker_setup(base_dir: str | None = None) -> None:
-    """Per-process PyMC set-up: private pytensor compile dir, one thread. Call before importing pytensor."""
-    base = Path(base_dir or tempfile.gettempdir()) / f"bayesid-pytensor-{os.getpid()}"
+    """Per-process PyMC set-up: a private pytensor compile directory, one thread. Call before importing
+    pytensor.
+
+    The compile directory is private while the process lives (never shared by two live processes: the
+    PyMC pitfall of workers fighting over one compile lock) and reused by later workers
+    (:func:`_own_compile_dir`), so their compiled-code caches stay warm. An explicit
+    ``base_compiledir`` in ``PYTENSOR_FLAGS`` is left as it is."""
     flags = os.environ.get("PYTENSOR_FLAGS", "")
     if "base_compiledir" not in flags:
+        base = _own_compile_dir(Path(base_dir or tempfile.gettempdir()))
         os.environ["PYTENSOR_FLAGS"] = ",".join(f for f in (flags, f"base_compiledir={base}") if f)
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = "1"
@@ -391,7 +427,7 @@ def run_jobs(func, jobs, executor=None, checkpoint: CheckpointStore | None = Non
             try:
                 _schedule(len(ex.lanes) + here, submit, lambda futs: wait(futs, return_when=FIRST_COMPLETED).done,
                           todo, groups, lambda key, f: _done(key, cloudpickle.loads(f.result())),
-                          per_lane=[3] * len(ex.lanes) + [1] * here)
+                          per_lane=[2] * len(ex.lanes) + [1] * here)
             except BaseException:
                 if ex is not executor:
                     ex.shutdown(wait=False, cancel_futures=True)

@@ -59,6 +59,56 @@ def test_local_pool_gives_the_serial_result():
     with local_pool(2) as pool:  # a caller's pool is reused across runs and left running
         assert run_jobs(_job, _jobs(4), executor=pool, progressbar=False) == serial
         assert run_jobs(_job, _jobs(4), executor=pool, progressbar=False) == serial
+        # the PyMC pitfall: each live worker has its own pytensor compile directory and one BLAS thread
+        env = [pool.submit_to(i, _worker_env).result() for i in (0, 1)]
+        assert env[0][0] != env[1][0] and all("base_compiledir=" in e[0] for e in env), env
+        assert all(e[1] == "1" for e in env), env
+
+
+def _worker_env():
+    import os
+
+    return os.environ.get("PYTENSOR_FLAGS", ""), os.environ.get("OMP_NUM_THREADS")
+
+
+def test_compile_dirs_private_while_alive_and_reused_after(tmp_path):
+    """Two live owners never share a compile directory; a directory is reused once its owner is gone
+    (its lock released), so a later worker finds its compiled-code caches warm."""
+    from bayesid import executor
+
+    saved = executor._SLOT_LOCK
+    try:
+        first = executor._own_compile_dir(tmp_path)
+        lock1 = executor._SLOT_LOCK
+        second = executor._own_compile_dir(tmp_path)
+        assert first != second and first.parent == second.parent == tmp_path
+        lock1.close()  # the first owner ends
+        executor._SLOT_LOCK.close()
+        assert executor._own_compile_dir(tmp_path) == first
+        executor._SLOT_LOCK.close()
+    finally:
+        executor._SLOT_LOCK = saved
+
+
+def test_shared_argument_is_unpickled_once_per_process():
+    """A Shared argument pickles to the same bytes for every job and comes back, in a process that has
+    seen its token, as the object kept there (what a job built on it survives); the serial path passes
+    the object itself."""
+    import cloudpickle
+
+    from bayesid.executor import Shared
+
+    obj = {"built": 0}
+    sh = Shared(obj)
+    a = cloudpickle.loads(cloudpickle.dumps(("x", sh)))[1]
+    a["built"] += 1
+    b = cloudpickle.loads(cloudpickle.dumps(("y", sh)))[1]
+    assert b is a and b["built"] == 1 and obj["built"] == 0  # a copy, kept per process, not the original
+    other = cloudpickle.loads(cloudpickle.dumps(Shared({"built": 0})))
+    assert other is not a  # another token: another object
+    seen = []
+    run_jobs(lambda o, i: seen.append(o) or {"i": i}, [("a", (sh, 1)), ("b", (sh, 2))], progressbar=False)
+    assert seen[0] is obj and seen[1] is obj
 
 
 def test_schedule_keeps_each_group_on_few_workers():
@@ -139,3 +189,30 @@ def test_dask_local_cluster_gives_the_serial_result():
                                   dashboard_address=None) as cluster, distributed.Client(cluster) as client:
         assert run_jobs(_job, _jobs(4), executor=client, progressbar=False) == run_jobs(_job, _jobs(4),
                                                                                          progressbar=False)
+
+
+def _imported_modules(path):
+    import ast
+
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = ("bayesid." if node.level else "") + (node.module or "")
+            names.add(base)
+            names.update(f"{base}.{a.name}" for a in node.names)
+    return names
+
+
+def test_executor_does_not_import_designs():
+    """One-way dependency: bayesid.designs uses the executor; the executor (generic job running) imports
+    nothing of the design comparison, at any level. Control: the same walk finds designs' import of
+    the executor."""
+    from pathlib import Path
+
+    import bayesid
+
+    root = Path(bayesid.__file__).parent
+    assert not any("designs" in n for n in _imported_modules(root / "executor.py"))
+    assert "bayesid.executor" in _imported_modules(root / "designs.py")
