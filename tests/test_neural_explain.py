@@ -3,12 +3,15 @@ non-identified directions far more than the predictions of identified quantities
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("zuko")
 
+from bayesid import models  # noqa: E402
 from bayesid.comparison import explanation_study  # noqa: E402
 from bayesid.neural import PointEstimator, saliency, simulate_training_set  # noqa: E402
 
@@ -153,43 +156,75 @@ def _print_contrasts(title, study, pairs):
               f"p = {c['pvalue']:.2g}, n = {c['n']}, ratio {c['ratio']:.2f}")
 
 
+@functools.cache
 def _gait_study(design):
+    """gait.bslip study (cached: the control tests below reuse it). Besides the known answer's directions
+    and the parameters, ``log k ± log m`` as explicit functionals, the same in both designs (under the
+    accelerometer the directions "k·m" and "k/m" are these up to the prior-sd ratio)."""
+    from bayesid.neural.simulation import ParameterTransform
+
     cfg = dict(epochs=10, width=32, lr=3e-3)
     if "linear_adjust" in PointEstimator().config:
         # the networks' own saliency: a least-squares pre-adjustment (when the estimator has one) is the same
         # for every seed and would dilute what the interventions do to the network
         cfg["linear_adjust"] = False
-    return explanation_study(None, "gait.bslip", design=design, n_repeats=3, n_simulations=1000, n_test=100,
-                             base_config=cfg, random_seed=0)
+    names = ParameterTransform(models.get("gait.bslip")).unconstrained_names
+    e = np.eye(len(names))
+    q = {"log k + log m": e[names.index("k_log__")] + e[names.index("m_log__")],
+         "log k - log m": e[names.index("k_log__")] - e[names.index("m_log__")]}
+    verdicts = {"log k + log m": "not identified" if design == "imu_accel" else "identified",
+                "log k - log m": "identified"}
+    return explanation_study(None, "gait.bslip", design=design, quantities=q, verdicts=verdicts, n_repeats=3,
+                             n_simulations=1000, n_test=100, base_config=cfg, random_seed=0)
+
+
+_KM = ("log k + log m", "explanation", "log k - log m", "explanation")
 
 
 @pytest.mark.slow
-def test_gait_explanations_of_the_ridge_move():
-    """gait.bslip (seed 003 on a physical model), accelerometer: the saliency of the ridge direction k·m
+def test_gait_explanations_of_the_ridge_move_force_plates_control():
+    """gait.bslip (seed 003 on a physical model). Accelerometer: the saliency of the ridge direction k·m
     moves more under training interventions than that of the identified k/m, and more than the
     predictions of k/m (paired over 3 repeats × 5 interventions, n = 15, one-sided t p < 0.01).
-    Measured (energy features in the CNN summary, early stopping; loaded 2-core box): explanations
-    k·m 0.86 vs k/m 0.64, contrast +0.225 [+0.058, +0.392], p = 0.0059 (before the energy features:
-    0.93 vs 0.58, +0.349 [+0.247, +0.450]); k·m explanation − k/m prediction +0.589 [+0.449, +0.728],
-    p = 1.6e-7. The force-plate control is the next test (one design per test: together they ran past
-    the 900-s per-test limit under load)."""
+    Force-plate control by design (k·m identified there): the excess of the log k + log m explanation
+    effect over that of log k − log m is smaller than under the accelerometer (Welch, unpaired: the two
+    designs' trainings see different data; p < 0.01), and under force plates on its own not significant.
+
+    Measured on the current networks (CycleSummary picked by summary="auto", 795a16c; ~30 s per design):
+    accelerometer k·m 0.86 vs k/m 0.54, contrast +0.320 [+0.233, +0.407], p = 8e-7; k·m explanation − k/m
+    prediction +0.496 [+0.402, +0.589]. Before the cycle summary (CNN with energy features, 7c4eefe):
+    0.86 vs 0.64, +0.225 [+0.058, +0.392], p = 0.0059, ~600 s; before the energy features: 0.93 vs 0.58,
+    +0.349 [+0.247, +0.450]. Force plates: log k + log m 0.52 vs log k − log m 0.49, +0.031 [−0.066, +0.127],
+    p = 0.25; smaller than under the accelerometer (+0.321) by 0.290 [0.164, 0.416], p = 3e-5."""
     acc = _gait_study("imu_accel")
     _print_contrasts("gait.bslip imu_accel", acc, [("k·m", "explanation", "k/m", "explanation"),
-                                                   ("k·m", "explanation", "k/m", "prediction")])
+                                                   ("k·m", "explanation", "k/m", "prediction"), _KM])
     c = acc.contrast("k·m", "explanation", "k/m", "explanation")
     assert c["n"] == 15 and c["pvalue"] < 0.01 and c["lower"] > 0, c
     c2 = acc.contrast("k·m", "explanation", "k/m", "prediction")
     assert c2["pvalue"] < 0.01 and c2["lower"] > 0, c2
+    grf = _gait_study("imu_grf")
+    _print_contrasts("gait.bslip imu_grf", grf, [_KM] + [(q, "explanation", o, "explanation")
+                                                       for q in ("k", "m") for o in ("L0", "alpha0", "v0", "d0")])
+    dd = acc.contrast_difference(grf, *_KM)
+    print(f"  accel minus force plates, (log k + log m) − (log k − log m) explanation: {dd['mean']:+.3f} "
+          f"[{dd['lower']:+.3f}, {dd['upper']:+.3f}] p = {dd['pvalue']:.2g}, df = {dd['df']:.1f}")
+    assert dd["pvalue"] < 0.01 and dd["lower"] > 0, dd
+    c3 = grf.contrast(*_KM)
+    assert c3["pvalue"] >= 0.01, c3
 
 
 @pytest.mark.slow
-def test_gait_explanations_force_plates_control():
-    """gait.bslip force-plate control (k and m identified): the explanations of k and m move no more than
-    those of the other identified parameters (no one-sided p < 0.01, n = 15). Measured: k 0.64, m 0.64 vs
-    L0 0.83, α0 0.72, v0 0.76, d0 0.76 (every k/m − other contrast negative, p ≥ 0.91); 248 s."""
+@pytest.mark.xfail(strict=True, reason="with the CycleSummary (795a16c) the identified timing parameters α0, v0, d0 "
+                   "have far more stable saliency than k and m under force plates (measured k 0.51, m 0.45 vs "
+                   "α0 0.28, v0 0.35, d0 0.28; p < 0.003); it held with the CNN summary (k 0.64, m 0.64 vs "
+                   "L0 0.83, α0 0.72, v0 0.76, d0 0.76)")
+def test_gait_force_plates_k_and_m_move_no_more_than_identified_parameters():
+    """The earlier form of the force-plate control: with k and m identified, their explanations move no
+    more than those of each other identified parameter (no one-sided p < 0.01). Identifiability does not
+    imply it: an identified quantity's saliency is as stable as the function the network learnt for it
+    (held-out R² at 1000 simulations under force plates: k 0.46, m 0.97, α0 0.64, v0 0.74, d0 0.83)."""
     grf = _gait_study("imu_grf")
-    _print_contrasts("gait.bslip imu_grf", grf, [(q, "explanation", o, "explanation")
-                                                 for q in ("k", "m") for o in ("L0", "alpha0", "v0", "d0")])
     for q in ("k", "m"):
         for other in ("L0", "alpha0", "v0", "d0"):
             c = grf.contrast(q, "explanation", other, "explanation")
@@ -198,6 +233,7 @@ def test_gait_explanations_force_plates_control():
 N_SUBJECTS = 2
 
 
+@functools.cache
 def _hierarchical_study(design):
     """gait.hierarchical at the smallest size that keeps the statistics of the bslip study: S = 2 subjects
     × 1 walk × 1 s, 3 repeats × 5 interventions (n = 15 paired trainings), 1000 simulations, 100 test sets."""
@@ -286,7 +322,7 @@ def test_hierarchical_gait_explanations_of_subject_k_times_m_move_force_plates_c
     k_s and m_s move no more than those of the identified L0_s, α0_s, v0, d0 taken together, nor than L0_s,
     α0_s or v0 one by one (no p < 0.01).
 
-    Measured (loaded 2-core box, 91 s accelerometer + 409 s force plates): accelerometer k·m 0.82 vs k/m
+    Measured (2-core box; 91 s + 409 s under load ~5, 200 s for both at load ~1): accelerometer k·m 0.82 vs k/m
     0.52, contrast +0.301 [+0.235, +0.367], p = 6e-8; vs k/m predictions +0.537 [+0.434, +0.640]; population
     +0.315 [+0.261, +0.368], p = 2e-9. Force plates: k·m − k/m +0.103 [+0.023, +0.184], p = 0.0075 (still
     significant on its own), smaller than under the accelerometer by 0.198 [0.098, 0.297], p = 2e-4
@@ -304,3 +340,19 @@ def test_hierarchical_gait_explanations_of_subject_k_times_m_move_force_plates_c
         print(f"  accel minus force plates, {a} − {b} explanation: {dd['mean']:+.3f} "
               f"[{dd['lower']:+.3f}, {dd['upper']:+.3f}] p = {dd['pvalue']:.2g}, df = {dd['df']:.1f}")
     _hierarchical_checks(acc, grf)
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="measured: under force plates k·m_s still moves more than k/m_s (+0.103 "
+                   "[+0.023, +0.184], p = 0.0075), and k_s, m_s more than d0 (+0.17, +0.18, p < 1e-4); the network "
+                   "learns k·m_s only to held-out R² 0.43 at 1000 simulations (k/m_s 0.76, d0 0.58)")
+def test_hierarchical_gait_force_plates_stricter_control():
+    """The stricter forms of the force-plate control on gait.hierarchical, which hold on gait.bslip's
+    cycle-summary network for the first (k·m − k/m not significant under force plates) but not here: the
+    same contrast on its own, and k_s, m_s against d0 alone (no one-sided p < 0.01)."""
+    grf = _hierarchical_study("imu_grf")
+    c = grf.contrast(_subjects("k·m"), "explanation", _subjects("k/m"), "explanation")
+    assert c["pvalue"] >= 0.01, c
+    for q in ("k", "m"):
+        c = grf.contrast(_subjects(q), "explanation", [f"d0[{s},0]" for s in range(N_SUBJECTS)], "explanation")
+        assert c["pvalue"] >= 0.01, (q, c)
