@@ -13,11 +13,11 @@ Its plots and HTML are in the presentation layer, :mod:`bayesid.report.neural`.
 """
 
 from .compare import compare
-from .explain import direction_functionals, explanation_study
+from .explain import direction_functionals, explanation_study, noncentred_quantity
 from .metrics import PRIOR_RATIO, RECOVERED_RATIO, neural_verdict, ratio_ci, ridge_share
 from .reference import ReferenceDirections, reference_from_known_answer
 from .result import NeuralComparison
 
 __all__ = ["compare", "NeuralComparison", "ReferenceDirections", "reference_from_known_answer",
-           "direction_functionals", "explanation_study", "neural_verdict", "ratio_ci", "ridge_share",
+           "direction_functionals", "explanation_study", "noncentred_quantity", "neural_verdict", "ratio_ci", "ridge_share",
            "RECOVERED_RATIO", "PRIOR_RATIO"]
