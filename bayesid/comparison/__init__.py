@@ -19,5 +19,5 @@ from .reference import ReferenceDirections, reference_from_known_answer
 from .result import NeuralComparison
 
 __all__ = ["compare", "NeuralComparison", "ReferenceDirections", "reference_from_known_answer",
-           "direction_functionals", "explanation_study", "noncentred_quantity", "neural_verdict", "ratio_ci", "ridge_share",
-           "RECOVERED_RATIO", "PRIOR_RATIO"]
+           "direction_functionals", "explanation_study", "noncentred_quantity", "neural_verdict", "ratio_ci",
+           "ridge_share", "RECOVERED_RATIO", "PRIOR_RATIO"]
